@@ -1,0 +1,185 @@
+"""Markdown-aware chunking: split at headings, then paragraphs, then sentences, never inside a code fence.
+
+The default size (about 1,000 characters) fits the 256-token window of all-MiniLM-L6-v2, so a chunk is embedded
+whole rather than silently truncated.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from crawlrag.models import Chunk
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_FENCE = re.compile(r"^(\s{0,3})(`{3,}|~{3,})(.*)$")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*_])")
+
+# A code block is split only when it is this many times the chunk size: splitting code loses its meaning, while
+# a block somewhat over the embedding window still embeds its most telling start and stays whole for readers.
+HARD_LIMIT_FACTOR = 3
+
+
+@dataclass(slots=True)
+class Block:
+    text: str
+    headings: str
+    is_heading: bool = False
+    is_code: bool = False
+
+
+def parse_blocks(markdown: str) -> list[Block]:
+    """Cut markdown into headings, fenced code blocks and paragraphs, each tagged with its heading path."""
+    blocks: list[Block] = []
+    path: list[tuple[int, str]] = []
+    paragraph: list[str] = []
+    lines = markdown.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+    def heading_path() -> str:
+        return " > ".join(f"{'#' * level} {text}" for level, text in path)
+
+    def flush() -> None:
+        text = "\n".join(paragraph).strip("\n")
+        if text.strip():
+            blocks.append(Block(text, heading_path()))
+        paragraph.clear()
+
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        fence = _FENCE.match(line)
+        if fence:
+            flush()
+            marker = fence.group(2)
+            body = [line]
+            i += 1
+            while i < len(lines):
+                body.append(lines[i])
+                closing = _FENCE.match(lines[i])
+                i += 1
+                # A fence closes only with the same character, at least as long, and no info string.
+                if closing and closing.group(2)[0] == marker[0] and len(closing.group(2)) >= len(marker):
+                    if not closing.group(3).strip():
+                        break
+            blocks.append(Block("\n".join(body), heading_path(), is_code=True))
+            continue
+        heading = _HEADING.match(line)
+        if heading:
+            flush()
+            level = len(heading.group(1))
+            while path and path[-1][0] >= level:
+                path.pop()
+            path.append((level, heading.group(2).strip()))
+            blocks.append(Block(line.strip(), heading_path(), is_heading=True))
+        elif not line.strip():
+            flush()
+        else:
+            paragraph.append(line)
+        i += 1
+    flush()
+    return blocks
+
+
+def _split_sentences(text: str, size: int) -> Iterator[str]:
+    """Split an over-long paragraph into sentence groups of at most `size`, words as a last resort."""
+    pieces: list[str] = []
+    for sentence in _SENTENCE_END.split(text):
+        if len(sentence) <= size:
+            pieces.append(sentence)
+            continue
+        words = sentence.split(" ")
+        current = ""
+        for word in words:
+            while len(word) > size:  # an unbroken run (a URL, base64): cut it hard
+                if current:
+                    pieces.append(current)
+                    current = ""
+                pieces.append(word[:size])
+                word = word[size:]
+            candidate = f"{current} {word}" if current else word
+            if len(candidate) > size and current:
+                pieces.append(current)
+                current = word
+            else:
+                current = candidate
+        if current:
+            pieces.append(current)
+    current = ""
+    for piece in pieces:
+        candidate = f"{current} {piece}" if current else piece
+        if len(candidate) > size and current:
+            yield current
+            current = piece
+        else:
+            current = candidate
+    if current:
+        yield current
+
+
+def _split_code(text: str, size: int) -> Iterator[str]:
+    """Split a huge fenced block by lines, re-fencing each piece so every chunk stays valid markdown."""
+    lines = text.split("\n")
+    opening = lines[0]
+    marker = _FENCE.match(opening)
+    fence = marker.group(2) if marker else "```"
+    body = lines[1:-1] if len(lines) > 1 and lines[-1].strip().startswith(fence[0] * 3) else lines[1:]
+    current: list[str] = []
+    length = 0
+    for line in body:
+        if current and length + len(line) + 1 > size:
+            yield "\n".join([opening, *current, fence])
+            current, length = [], 0
+        current.append(line[: size * HARD_LIMIT_FACTOR])
+        length += len(line) + 1
+    if current:
+        yield "\n".join([opening, *current, fence])
+
+
+def _pieces(blocks: list[Block], size: int) -> Iterator[Block]:
+    """Yield blocks no larger than the size, except code blocks under the hard limit."""
+    hard_limit = size * HARD_LIMIT_FACTOR
+    for block in blocks:
+        if len(block.text) <= size or (block.is_code and len(block.text) <= hard_limit):
+            yield block
+        elif block.is_code:
+            for part in _split_code(block.text, size):
+                yield Block(part, block.headings, is_code=True)
+        else:
+            for part in _split_sentences(block.text, size):
+                yield Block(part, block.headings)
+
+
+def chunk_markdown(markdown: str, *, url: str, title: str, chunk_size: int = 1000) -> list[Chunk]:
+    """Split a page's markdown into chunks of about `chunk_size` characters with their heading paths."""
+    # A section this small is merged into the next rather than left as a chunk too thin to retrieve on its own.
+    min_size = chunk_size // 4
+    groups: list[list[Block]] = []
+    current: list[Block] = []
+    length = 0
+
+    for block in _pieces(parse_blocks(markdown), chunk_size):
+        starts_section = block.is_heading and length >= min_size
+        overflows = length + len(block.text) + 2 > chunk_size
+        # A heading always stays with the content that follows it.
+        if current and (starts_section or (overflows and not current[-1].is_heading)):
+            groups.append(current)
+            current, length = [], 0
+        current.append(block)
+        length += len(block.text) + 2
+    if current:
+        if groups and all(block.is_heading for block in current):
+            groups[-1].extend(current)  # trailing bare headings carry no content of their own
+        else:
+            groups.append(current)
+
+    return [
+        Chunk.build(
+            url=url,
+            title=title,
+            headings=group[0].headings,
+            chunk_index=index,
+            content="\n\n".join(block.text for block in group),
+        )
+        for index, group in enumerate(groups)
+    ]

@@ -1,0 +1,182 @@
+"""The `crawlrag` command: crawl, search, sources, serve, health."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from crawlrag.config import ConfigError, Settings, load_settings
+from crawlrag.context import AppContext
+from crawlrag.crawl import Crawler, CrawlInputError, CrawlRequest
+from crawlrag.indexer import Indexer, IndexProgress, IndexReport
+from crawlrag.search import SearchInputError
+from crawlrag.store import StoreError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Crawl documentation sites and search them.")
+# stdout carries only results (and, when serving over stdio, only MCP protocol traffic); everything else is stderr.
+err = Console(stderr=True)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    return settings
+
+
+@contextmanager
+def _context(settings: Settings) -> Iterator[AppContext]:
+    try:
+        context = AppContext.create(settings)
+    except StoreError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def _print_report(report: IndexReport) -> None:
+    p = report.progress
+    err.print(
+        f"[bold]{p.stored}[/bold] pages stored, {p.unchanged} unchanged, {p.skipped} skipped, "
+        f"[{'red' if p.failed else 'green'}]{p.failed} failed[/]; {p.chunks_stored} chunks stored "
+        f"({p.chunks_embedded} embedded) in {report.seconds:.1f}s"
+    )
+    for failure in report.failures[:50]:
+        err.print(f"  [red]failed[/red] {failure.url}: {failure.reason}")
+    if len(report.failures) > 50:
+        err.print(f"  … and {len(report.failures) - 50} more failures")
+    for skipped in report.skipped[:20]:
+        err.print(f"  [yellow]skipped[/yellow] {skipped.url}: {skipped.reason}")
+
+
+async def _crawl(context: AppContext, request: CrawlRequest, quiet: bool) -> IndexReport:
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[chunks]} chunks"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("crawling", total=None, chunks=0)
+
+        def show(progress: IndexProgress) -> None:
+            total = min(max(progress.discovered, progress.pages_done), progress.max_pages) or None
+            bar.update(task, completed=progress.pages_done, total=total, chunks=progress.chunks_stored)
+
+        async with Crawler(context.settings) as crawler:
+            return await Indexer(context.settings, context.store, context.embedder, crawler).run(request, show)
+
+
+@app.command()
+def crawl(
+    url: Annotated[str, typer.Argument(help="Start URL: a page, a sitemap.xml or an llms.txt")],
+    max_depth: Annotated[int | None, typer.Option(help="Link depth for recursive crawls (0 = this page)")] = None,
+    max_pages: Annotated[int | None, typer.Option(help="Stop after this many pages")] = None,
+    max_concurrent: Annotated[int | None, typer.Option(help="Pages fetched at once")] = None,
+    include: Annotated[list[str] | None, typer.Option(help="Only URLs matching this glob (repeatable)")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="Skip URLs matching this glob (repeatable)")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout")] = False,
+) -> None:
+    """Crawl a site and index it."""
+    settings = _settings()
+    request = CrawlRequest(
+        url=url,
+        max_depth=settings.max_depth if max_depth is None else max_depth,
+        max_pages=settings.max_pages if max_pages is None else max_pages,
+        max_concurrent=settings.max_concurrent if max_concurrent is None else max_concurrent,
+        include=tuple(include or ()),
+        exclude=tuple(exclude or ()),
+    )
+    with _context(settings) as context:
+        try:
+            report = asyncio.run(_crawl(context, request, quiet=json_output))
+        except (CrawlInputError, StoreError) as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+    if json_output:
+        _print_json(report.to_dict())
+    else:
+        _print_report(report)
+    if report.progress.stored + report.progress.unchanged == 0 and report.failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for")],
+    source: Annotated[str | None, typer.Option(help="Only this source (see `crawlrag sources`)")] = None,
+    limit: Annotated[int, typer.Option(help="Number of results")] = 5,
+    mode: Annotated[str | None, typer.Option(help="hybrid, vector or keyword")] = None,
+    rerank: Annotated[bool, typer.Option("--rerank", help="Rerank with the cross-encoder")] = False,
+    code: Annotated[bool, typer.Option("--code", help="Search extracted code examples")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout")] = False,
+) -> None:
+    """Search what has been crawled."""
+    settings = _settings(use_reranking=True if rerank else None)
+    if mode not in (None, "hybrid", "vector", "keyword"):
+        err.print(f"[red]error:[/red] --mode must be hybrid, vector or keyword, not {mode!r}")
+        raise typer.Exit(2)
+    with _context(settings) as context:
+        if context.reranker is not None and rerank:
+            context.reranker.start()
+        run = context.search.search_code if code else context.search.search
+        try:
+            response = asyncio.run(run(query, source_id=source, match_count=limit, mode=mode, rerank=rerank))  # type: ignore[arg-type]
+        except (SearchInputError, StoreError) as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+    if json_output:
+        _print_json(response.to_dict())
+        return
+    if not response.results:
+        err.print("no results")
+    for rank, hit in enumerate(response.results, start=1):
+        title = getattr(hit, "headings", "") or getattr(hit, "title", "")
+        err.print(f"[bold]{rank}. {hit.url}[/bold]  [dim]{title}  score={hit.score:.4f}[/dim]")
+        body = getattr(hit, "content", None) or getattr(hit, "code", "")
+        sys.stdout.write(body.strip()[:600] + "\n\n")
+    if rerank and not response.reranking_applied:
+        err.print(f"[yellow]not reranked:[/yellow] {response.reranking_reason}")
+
+
+@app.command()
+def sources(json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout")] = False) -> None:
+    """List the crawled sources."""
+    settings = _settings()
+    with _context(settings) as context:
+        found = context.store.list_sources()
+    if json_output:
+        _print_json({"sources": [source.to_dict() for source in found]})
+        return
+    table = Table("source", "pages", "chunks", "words", "last crawled", "summary")
+    for s in found:
+        crawled = s.last_crawled.strftime("%Y-%m-%d %H:%M") if s.last_crawled else "-"
+        table.add_row(s.source_id, str(s.pages), str(s.chunks), str(s.words), crawled, s.summary[:80])
+    Console().print(table)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,170 @@
+"""All configuration, read once from the environment and `.env`, then passed down.
+
+Nothing else in the package reads environment variables: build a `Settings` (or call `load_settings()`) at the
+edge (CLI, server start, test fixture) and hand it to the parts that need it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_RERANKING_MODEL = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+
+
+class ConfigError(ValueError):
+    """A setting has a value crawlrag cannot use; the message names the variable, the value and what is allowed."""
+
+
+def default_database_url() -> str:
+    data_dir = Path(platformdirs.user_data_dir("crawlrag", appauthor=False))
+    return f"sqlite:///{data_dir / 'crawlrag.db'}"
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every setting crawlrag understands; environment variable names are the upper-case field names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    # --- server -------------------------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8051, ge=1, le=65535)
+    transport: Literal["stdio", "http", "sse"] = "stdio"
+    health_port: int | None = Field(None, ge=1, le=65535)
+    mcp_auth_token: SecretStr | None = None
+    metrics_public: bool = True
+    crawl_wait_seconds: float = Field(50.0, ge=0, le=3600)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # --- storage ------------------------------------------------------------------------------------------------
+    database_url: str = Field(default_factory=default_database_url)
+
+    # --- crawling -----------------------------------------------------------------------------------------------
+    allow_private_network: bool = False
+    allowed_hosts: CommaList = Field(default_factory=list)
+    browser: Literal["auto", "never", "always"] = "auto"
+    chromium_path: str | None = None
+    respect_robots_txt: bool = True
+    user_agent: str = "crawlrag/0.1 (+https://github.com/crawlrag/crawlrag)"
+    max_depth: int = Field(3, ge=0, le=50)
+    max_pages: int = Field(1000, ge=1, le=1_000_000)
+    max_concurrent: int = Field(10, ge=1, le=100)
+    request_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    max_response_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_redirects: int = Field(10, ge=0, le=50)
+    max_sitemap_urls: int = Field(50_000, ge=1)
+
+    # --- chunking and embeddings --------------------------------------------------------------------------------
+    chunk_size: int = Field(1000, ge=200, le=20_000)
+    embedding_provider: Literal["local"] = "local"
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    embedding_batch_size: int = Field(64, ge=1, le=4096)
+    embedding_device: str = "cpu"
+
+    # --- retrieval ----------------------------------------------------------------------------------------------
+    use_hybrid_search: bool = True
+    use_agentic_rag: bool = False
+    use_contextual_embeddings: bool = False
+    rrf_k: int = Field(60, ge=1, le=1000)
+    rrf_vector_weight: float = Field(1.0, ge=0)
+    rrf_keyword_weight: float = Field(1.0, ge=0)
+    max_chunks_per_page: int = Field(2, ge=1, le=100)
+    code_min_chars: int = Field(300, ge=1)
+    max_query_chars: int = Field(2000, ge=1, le=100_000)
+    max_match_count: int = Field(50, ge=1, le=1000)
+
+    # --- reranking ----------------------------------------------------------------------------------------------
+    use_reranking: bool = False
+    reranking_model_name: str = DEFAULT_RERANKING_MODEL
+    reranking_fallback_models: CommaList = Field(default_factory=list)
+    reranking_load_retries: int = Field(2, ge=0, le=10)
+    reranking_backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"
+    reranking_max_length: int = Field(256, ge=16, le=8192)
+    reranking_batch_size: int = Field(32, ge=1, le=1024)
+    reranking_candidates: int = Field(30, ge=1, le=1000)
+    reranking_warmup_samples: int = Field(5, ge=0, le=1000)
+    reranking_health_check_enabled: bool = True
+    reranking_wait_seconds: float = Field(10.0, ge=0, le=600)
+    gpu_preference: Literal["auto", "cuda", "mps", "cpu"] = "auto"
+    use_gpu_acceleration: Literal["auto", "true", "false"] | None = None
+    gpu_device_index: int = Field(0, ge=0)
+    gpu_precision: Literal["float32", "float16", "bfloat16"] = "float32"
+    gpu_memory_fraction: float = Field(0.9, gt=0, le=1)
+
+    # --- LLM (used by later providers; kept so upstream .env files validate) ------------------------------------
+    model_choice: str = ""
+    openai_api_key: SecretStr | None = None
+
+    @field_validator("allowed_hosts", "reranking_fallback_models", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("use_gpu_acceleration", mode="before")
+    @classmethod
+    def _legacy_gpu_flag(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            return value
+        raise ValueError("expected sqlite:///PATH or postgresql://USER@HOST/DB")
+
+    @model_validator(mode="after")
+    def _apply_legacy_gpu_flag(self) -> Settings:
+        # USE_GPU_ACCELERATION is the seed project's name; it only applies when GPU_PREFERENCE is left at auto.
+        if self.use_gpu_acceleration == "false" and self.gpu_preference == "auto":
+            self.gpu_preference = "cpu"
+        if self.transport == "sse":
+            # Upstream's default transport; SSE is deprecated in MCP, Streamable HTTP replaces it.
+            self.transport = "http"
+        return self
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if self.database_url.startswith("sqlite:///"):
+            return Path(self.database_url.removeprefix("sqlite:///")).expanduser()
+        return None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment (and `.env`), raising `ConfigError` with a readable message."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    lines = ["Invalid configuration:"]
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"]).upper() or "SETTINGS"
+        value = error.get("input")
+        shown = "<missing>" if value is None else repr(value)
+        if isinstance(value, dict):
+            shown = "<object>"
+        lines.append(f"  {name}={shown}: {error['msg']}")
+    return "\n".join(lines)

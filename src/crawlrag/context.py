@@ -1,0 +1,36 @@
+"""The objects one process shares: store, embedder, reranker and search, built once from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+
+from crawlrag.config import Settings
+from crawlrag.embeddings import Embedder, build_embedder
+from crawlrag.rerank import Reranker, build_reranker
+from crawlrag.search import SearchService
+from crawlrag.store import Store, open_store
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    store: Store
+    embedder: Embedder
+    reranker: Reranker | None
+    search: SearchService
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    @classmethod
+    def create(cls, settings: Settings, registry: CollectorRegistry | None = None) -> AppContext:
+        registry = registry or CollectorRegistry()
+        store = open_store(settings)
+        embedder = build_embedder(settings)
+        reranker = build_reranker(settings, registry)
+        return cls(settings, store, embedder, reranker, SearchService(settings, store, embedder, reranker), registry)
+
+    def close(self) -> None:
+        if self.reranker is not None:
+            self.reranker.close()
+        self.store.close()

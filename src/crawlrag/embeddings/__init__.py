@@ -1,0 +1,7 @@
+"""Text embedders: turn chunks and queries into L2-normalised float32 vectors."""
+
+from crawlrag.embeddings.base import Embedder, EmbeddingError
+from crawlrag.embeddings.factory import build_embedder
+from crawlrag.embeddings.local import LocalEmbedder, resolve_model_path
+
+__all__ = ["Embedder", "EmbeddingError", "LocalEmbedder", "build_embedder", "resolve_model_path"]

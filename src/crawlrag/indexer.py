@@ -1,0 +1,274 @@
+"""Crawl → chunk → embed → store, as a pipeline: fetching goes on while earlier pages are embedded and stored."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import numpy as np
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from crawlrag.chunking import chunk_markdown
+from crawlrag.code_examples import extract_code_examples
+from crawlrag.config import Settings
+from crawlrag.crawl import Crawler, CrawlProgress, CrawlRequest, PageFailure, PageSkipped
+from crawlrag.crawl.urls import normalize_url
+from crawlrag.embeddings import Embedder
+from crawlrag.models import Chunk, CodeExample, Page, content_hash
+from crawlrag.store import EmbeddingMismatchError, PageWrite, Store
+from crawlrag.summaries import summarize_source
+
+log = logging.getLogger(__name__)
+
+# Pages are embedded together until a batch holds this many chunks: big batches keep the model busy, while the
+# bound keeps memory flat and progress visible on large sites.
+EMBED_BATCH_CHUNKS = 256
+PAGE_QUEUE_SIZE = 64
+
+
+@dataclass(slots=True)
+class IndexProgress:
+    max_pages: int
+    discovered: int = 0
+    fetched: int = 0
+    stored: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    failed: int = 0
+    chunks_stored: int = 0
+    chunks_embedded: int = 0
+
+    @property
+    def pages_done(self) -> int:
+        return self.stored + self.unchanged + self.skipped + self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__} | {"pages_done": self.pages_done}
+
+
+@dataclass(slots=True)
+class IndexReport:
+    progress: IndexProgress
+    failures: list[PageFailure] = field(default_factory=list)
+    skipped: list[PageSkipped] = field(default_factory=list)
+    source_ids: set[str] = field(default_factory=set)
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pages_stored": self.progress.stored,
+            "pages_unchanged": self.progress.unchanged,
+            "pages_skipped": self.progress.skipped,
+            "pages_failed": self.progress.failed,
+            "chunks_stored": self.progress.chunks_stored,
+            "chunks_embedded": self.progress.chunks_embedded,
+            "sources": sorted(self.source_ids),
+            "seconds": round(self.seconds, 2),
+            "timings_s": {name: round(value, 2) for name, value in self.timings.items()},
+            "failures": [{"url": f.url, "reason": f.reason} for f in self.failures],
+            "skipped": [{"url": s.url, "reason": s.reason} for s in self.skipped],
+        }
+
+
+def embedding_text(chunk: Chunk, contextual: bool) -> str:
+    """What gets embedded for a chunk; with contextual embeddings its page title and heading path lead."""
+    if not contextual:
+        return chunk.content
+    path = " > ".join(part.lstrip("#").strip() for part in chunk.headings.split(" > ") if part)
+    context = " > ".join(part for part in (chunk.title, path) if part)
+    return f"{context}\n\n{chunk.content}" if context else chunk.content
+
+
+@dataclass(slots=True)
+class _Prepared:
+    page: Page
+    chunks: list[Chunk]
+    texts: list[str]
+    hashes: list[str]
+    examples: list[CodeExample]
+
+
+class Indexer:
+    """Indexes one crawl request into the store with the given embedder and (already entered) crawler."""
+
+    def __init__(self, settings: Settings, store: Store, embedder: Embedder, crawler: Crawler) -> None:
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.crawler = crawler
+        self._known_sources: set[str] = set()
+
+    async def run(
+        self, request: CrawlRequest, on_progress: Callable[[IndexProgress], None] | None = None
+    ) -> IndexReport:
+        started = time.perf_counter()
+        report = IndexReport(IndexProgress(max_pages=request.max_pages))
+        notify = on_progress or (lambda progress: None)
+        send, receive = anyio.create_memory_object_stream[Page](PAGE_QUEUE_SIZE)
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._consume, receive, report, notify)
+            await self._produce(request, send, report, notify)
+        await anyio.to_thread.run_sync(self._summarize_sources, request.url, report)
+        report.seconds = time.perf_counter() - started
+        notify(report.progress)
+        return report
+
+    async def _produce(
+        self,
+        request: CrawlRequest,
+        send: MemoryObjectSendStream[Page],
+        report: IndexReport,
+        notify: Callable[[IndexProgress], None],
+    ) -> None:
+        progress = report.progress
+
+        def crawl_progress(update: CrawlProgress) -> None:
+            progress.discovered = update.discovered
+            notify(progress)
+
+        def validators(url: str) -> tuple[str | None, str | None] | None:
+            stored = self.store.get_page(url)
+            return (stored.etag, stored.last_modified) if stored else None
+
+        async with send:
+            waited = time.perf_counter()
+            async for item in self.crawler.crawl(request, validators=validators, on_progress=crawl_progress):
+                report.timings["crawl"] += time.perf_counter() - waited
+                progress.fetched += 1
+                if isinstance(item, PageFailure):
+                    progress.failed += 1
+                    report.failures.append(item)
+                elif isinstance(item, PageSkipped):
+                    if item.reason == "not modified":
+                        progress.unchanged += 1
+                        await anyio.to_thread.run_sync(self.store.touch_page, item.url)
+                    else:
+                        progress.skipped += 1
+                        report.skipped.append(item)
+                else:
+                    report.source_ids.add(item.source_id)
+                    await send.send(item)
+                notify(progress)
+                waited = time.perf_counter()
+
+    async def _consume(
+        self, receive: MemoryObjectReceiveStream[Page], report: IndexReport, notify: Callable[[IndexProgress], None]
+    ) -> None:
+        async with receive:
+            async for page in receive:
+                batch = [page]
+                # Take whatever else is already waiting, so embedding runs in large batches when fetching is fast.
+                while sum(len(p.markdown) for p in batch) < EMBED_BATCH_CHUNKS * self.settings.chunk_size:
+                    try:
+                        batch.append(receive.receive_nowait())
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                await anyio.to_thread.run_sync(self._index_batch, batch, report)
+                notify(report.progress)
+
+    def _prepare(self, page: Page, report: IndexReport) -> _Prepared | None:
+        started = time.perf_counter()
+        stored = self.store.get_page(page.url)
+        if stored is not None and stored.content_hash == page.content_hash:
+            self.store.touch_page(page.url)
+            report.progress.unchanged += 1
+            return None
+        chunks = chunk_markdown(page.markdown, url=page.url, title=page.title, chunk_size=self.settings.chunk_size)
+        contextual = self.settings.use_contextual_embeddings
+        texts = [embedding_text(chunk, contextual) for chunk in chunks]
+        examples: list[CodeExample] = []
+        if self.settings.use_agentic_rag:
+            examples = extract_code_examples(page.markdown, url=page.url, min_chars=self.settings.code_min_chars)
+        report.timings["chunk"] += time.perf_counter() - started
+        return _Prepared(page, chunks, texts, [content_hash(text) for text in texts], examples)
+
+    def _embed(self, texts: Sequence[str], hashes: Sequence[str], report: IndexReport) -> np.ndarray:
+        """Embed texts, reusing stored vectors of identical text (boilerplate, unchanged chunks)."""
+        started = time.perf_counter()
+        known = self.store.embeddings_for(hashes, self.embedder.model_name)
+        missing = [i for i, text_hash in enumerate(hashes) if text_hash not in known]
+        fresh = self.embedder.embed_documents([texts[i] for i in missing]) if missing else None
+        report.progress.chunks_embedded += len(missing)
+        vectors = np.zeros((len(texts), self.embedder.dimension), dtype=np.float32)
+        for i, text_hash in enumerate(hashes):
+            if text_hash in known:
+                vectors[i] = known[text_hash]
+        if fresh is not None:
+            vectors[missing] = fresh
+        report.timings["embed"] += time.perf_counter() - started
+        return vectors
+
+    def _ensure_source(self, source_id: str) -> None:
+        if source_id not in self._known_sources:
+            self.store.ensure_source(source_id, self.embedder.model_name, self.embedder.dimension)
+            self._known_sources.add(source_id)
+
+    def _index_batch(self, pages: list[Page], report: IndexReport) -> None:
+        prepared: list[_Prepared] = []
+        for page in pages:
+            try:
+                self._ensure_source(page.source_id)
+                item = self._prepare(page, report)
+            except EmbeddingMismatchError:
+                raise
+            except Exception as exc:  # one bad page must not stop the crawl
+                self._fail(report, page.url, f"could not chunk page: {exc}")
+                continue
+            if item is not None:
+                prepared.append(item)
+        if not prepared:
+            return
+        texts = [text for item in prepared for text in item.texts]
+        texts += [f"{ex.summary}\n\n{ex.code}" for item in prepared for ex in item.examples]
+        hashes = [content_hash(text) for text in texts]
+        try:
+            vectors = self._embed(texts, hashes, report)
+        except Exception as exc:
+            for item in prepared:
+                self._fail(report, item.page.url, f"embedding failed: {exc}")
+            return
+        offset = 0
+        code_offset = sum(len(item.texts) for item in prepared)
+        for item in prepared:
+            chunk_vectors = vectors[offset : offset + len(item.chunks)]
+            code_vectors = vectors[code_offset : code_offset + len(item.examples)]
+            offset += len(item.chunks)
+            code_offset += len(item.examples)
+            started = time.perf_counter()
+            try:
+                self.store.write_page(
+                    PageWrite(item.page, item.chunks, chunk_vectors, item.hashes, item.examples, code_vectors)
+                )
+            except Exception as exc:
+                self._fail(report, item.page.url, f"could not store page: {exc}")
+                continue
+            finally:
+                report.timings["store"] += time.perf_counter() - started
+            report.progress.stored += 1
+            report.progress.chunks_stored += len(item.chunks)
+
+    @staticmethod
+    def _fail(report: IndexReport, url: str, reason: str) -> None:
+        log.warning("page %s failed: %s", url, reason)
+        report.progress.failed += 1
+        report.failures.append(PageFailure(url, reason))
+
+    def _summarize_sources(self, start_url: str, report: IndexReport) -> None:
+        """Give each source crawled a summary from its root page (the start URL when it was stored)."""
+        sources = {source.source_id: source for source in self.store.list_sources()}
+        for source_id in report.source_ids:
+            source = sources.get(source_id)
+            if source is None or (source.summary and report.progress.stored == 0):
+                continue
+            root = normalize_url(start_url)
+            markdown = self.store.page_markdown(root)
+            stored = self.store.get_page(root)
+            if markdown is None or stored is None:
+                continue
+            self.store.set_source_summary(source_id, summarize_source(source_id, stored.title, markdown))

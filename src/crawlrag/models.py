@@ -1,0 +1,187 @@
+"""Records that cross module boundaries: pages, chunks, search hits, sources and crawl jobs."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One piece of a page's markdown, the unit that is embedded, indexed and returned by search."""
+
+    url: str
+    title: str
+    headings: str
+    chunk_index: int
+    content: str
+    content_hash: str
+    char_count: int
+    word_count: int
+
+    @classmethod
+    def build(cls, *, url: str, title: str, headings: str, chunk_index: int, content: str) -> Chunk:
+        return cls(
+            url=url,
+            title=title,
+            headings=headings,
+            chunk_index=chunk_index,
+            content=content,
+            content_hash=content_hash(content),
+            char_count=len(content),
+            word_count=len(content.split()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CodeExample:
+    """A fenced code block worth returning on its own, with the prose that explains it."""
+
+    url: str
+    chunk_index: int
+    language: str
+    code: str
+    summary: str
+    context_before: str
+    context_after: str
+    headings: str
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A fetched page turned into markdown, ready for chunking."""
+
+    url: str
+    source_id: str
+    title: str
+    markdown: str
+    content_type: str = "text/html"
+    status_code: int = 200
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.markdown)
+
+    @property
+    def word_count(self) -> int:
+        return len(self.markdown.split())
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPage:
+    url: str
+    source_id: str
+    title: str
+    content_hash: str
+    chunk_count: int
+    etag: str | None
+    last_modified: str | None
+    crawled_at: datetime
+
+
+@dataclass(slots=True)
+class SearchHit:
+    """A search result. `score` is what the list is ordered by; the other scores say where it came from."""
+
+    chunk_id: int
+    url: str
+    source_id: str
+    title: str
+    headings: str
+    chunk_index: int
+    content: str
+    score: float = 0.0
+    similarity: float | None = None
+    keyword_score: float | None = None
+    rerank_score: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class CodeHit:
+    example_id: int
+    url: str
+    source_id: str
+    language: str
+    code: str
+    summary: str
+    headings: str
+    score: float = 0.0
+    similarity: float | None = None
+    keyword_score: float | None = None
+    rerank_score: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    source_id: str
+    summary: str
+    pages: int
+    chunks: int
+    words: int
+    code_examples: int
+    embedding_model: str | None
+    embedding_dim: int | None
+    created_at: datetime | None
+    last_crawled: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("created_at", "last_crawled"):
+            if data[key] is not None:
+                data[key] = data[key].isoformat()
+        return data
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def finished(self) -> bool:
+        return self in {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.INTERRUPTED}
+
+
+@dataclass(slots=True)
+class CrawlJob:
+    job_id: str
+    url: str
+    options: dict[str, Any]
+    status: JobStatus = JobStatus.QUEUED
+    pages_done: int = 0
+    pages_failed: int = 0
+    pages_skipped: int = 0
+    pages_total: int | None = None
+    chunks_stored: int = 0
+    error: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        data["created_at"] = self.created_at.isoformat()
+        data["updated_at"] = self.updated_at.isoformat()
+        return data

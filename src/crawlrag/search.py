@@ -1,0 +1,194 @@
+"""Query-time retrieval: vector and BM25 candidates, fused by reciprocal rank, then reranked when enabled."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+import anyio
+import numpy as np
+
+from crawlrag.config import Settings
+from crawlrag.embeddings import Embedder
+from crawlrag.fusion import limit_per_group, reciprocal_rank_fusion
+from crawlrag.models import CodeHit, SearchHit
+from crawlrag.rerank import Reranker, RerankUnavailable
+from crawlrag.store import Store
+
+log = logging.getLogger(__name__)
+
+SearchMode = Literal["vector", "keyword", "hybrid"]
+Hit = TypeVar("Hit", SearchHit, CodeHit)
+
+# Each side of hybrid search contributes this many candidates per requested result: enough that fusion and the
+# per-page limit still leave a full list, few enough that the keyword side stays fast.
+CANDIDATE_FACTOR = 4
+
+
+class SearchInputError(ValueError):
+    """The query or its options are not acceptable; the message says which and why."""
+
+
+@dataclass(slots=True)
+class SearchResponse:
+    results: list[Any]
+    search_mode: SearchMode
+    reranking_applied: bool
+    reranking_reason: str | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "results": [hit.to_dict() for hit in self.results],
+            "search_mode": self.search_mode,
+            "reranking_applied": self.reranking_applied,
+            "reranking_reason": self.reranking_reason,
+            "timings_ms": self.timings_ms,
+        }
+
+
+class SearchService:
+    """Runs searches against one store with one embedder and, optionally, a reranker."""
+
+    def __init__(self, settings: Settings, store: Store, embedder: Embedder, reranker: Reranker | None) -> None:
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.reranker = reranker
+
+    def validate(self, query: str, match_count: int) -> str:
+        query = query.replace("\x00", " ").strip() if isinstance(query, str) else ""
+        if not query:
+            raise SearchInputError("query must be a non-empty string")
+        if len(query) > self.settings.max_query_chars:
+            raise SearchInputError(
+                f"query is {len(query)} characters long; the limit is {self.settings.max_query_chars} (MAX_QUERY_CHARS)"
+            )
+        if not 1 <= match_count <= self.settings.max_match_count:
+            raise SearchInputError(
+                f"match_count must be between 1 and {self.settings.max_match_count}, got {match_count}"
+            )
+        return query
+
+    def default_mode(self) -> SearchMode:
+        return "hybrid" if self.settings.use_hybrid_search else "vector"
+
+    async def search(
+        self,
+        query: str,
+        *,
+        source_id: str | None = None,
+        match_count: int = 5,
+        mode: SearchMode | None = None,
+        rerank: bool | None = None,
+    ) -> SearchResponse:
+        """Search page chunks; at most MAX_CHUNKS_PER_PAGE results come from any one page."""
+        return await self._run(
+            query, source_id, match_count, mode, rerank,
+            vector=self.store.vector_search, keyword=self.store.keyword_search,
+            key=lambda hit: hit.chunk_id, group=lambda hit: hit.url, text=lambda hit: hit.content,
+        )
+
+    async def search_code(
+        self,
+        query: str,
+        *,
+        source_id: str | None = None,
+        match_count: int = 5,
+        mode: SearchMode | None = None,
+        rerank: bool | None = None,
+    ) -> SearchResponse:
+        """Search extracted code examples with the same hybrid and rerank path."""
+        return await self._run(
+            query, source_id, match_count, mode, rerank,
+            vector=self.store.code_vector_search, keyword=self.store.code_keyword_search,
+            key=lambda hit: hit.example_id, group=lambda hit: hit.example_id,
+            text=lambda hit: f"{hit.summary}\n\n{hit.code}",
+        )
+
+    async def _run(
+        self,
+        query: str,
+        source_id: str | None,
+        match_count: int,
+        mode: SearchMode | None,
+        rerank: bool | None,
+        *,
+        vector: Callable[[np.ndarray, int, str | None], list[Hit]],
+        keyword: Callable[[str, int, str | None], list[Hit]],
+        key: Callable[[Hit], Any],
+        group: Callable[[Hit], Any],
+        text: Callable[[Hit], str],
+    ) -> SearchResponse:
+        query = self.validate(query, match_count)
+        mode = mode or self.default_mode()
+        use_rerank = self.reranker is not None and self.reranker.enabled and rerank is not False
+        wanted = max(match_count, self.settings.reranking_candidates) if use_rerank else match_count
+        pool = wanted * CANDIDATE_FACTOR
+        timings: dict[str, float] = {}
+
+        async def timed(name: str, work: Callable[[], Awaitable[list[Hit]]]) -> list[Hit]:
+            started = time.perf_counter()
+            result = await work()
+            timings[name] = round((time.perf_counter() - started) * 1000, 2)
+            return result
+
+        async def vector_side() -> list[Hit]:
+            vec = await anyio.to_thread.run_sync(self.embedder.embed_query, query)
+            return await anyio.to_thread.run_sync(vector, vec, pool, source_id)
+
+        async def keyword_side() -> list[Hit]:
+            return await anyio.to_thread.run_sync(keyword, query, pool, source_id)
+
+        rankings: list[list[Hit]] = []
+        if mode in ("vector", "hybrid"):
+            rankings.append(await timed("vector", vector_side))
+        if mode in ("keyword", "hybrid"):
+            rankings.append(await timed("keyword", keyword_side))
+        if mode == "hybrid":
+            fused = reciprocal_rank_fusion(
+                rankings, key=key, k=self.settings.rrf_k,
+                weights=[self.settings.rrf_vector_weight, self.settings.rrf_keyword_weight],
+            )
+            similarity = {key(hit): hit.similarity for hit in rankings[0]}
+            keyword_score = {key(hit): hit.keyword_score for hit in rankings[1]}
+            candidates = []
+            for hit, score in fused:
+                hit.score = score
+                hit.similarity = similarity.get(key(hit))
+                hit.keyword_score = keyword_score.get(key(hit))
+                candidates.append(hit)
+        else:
+            candidates = rankings[0]
+        per_page = self.settings.max_chunks_per_page
+        candidates = limit_per_group(candidates, group=group, per_group=per_page, limit=wanted)
+
+        applied, reason = False, None
+        if use_rerank and candidates:
+            started = time.perf_counter()
+            applied, reason = await self._rerank(query, candidates, text)
+            timings["rerank"] = round((time.perf_counter() - started) * 1000, 2)
+            if applied:
+                candidates.sort(key=lambda hit: hit.rerank_score or 0.0, reverse=True)
+        elif self.reranker is None or not self.reranker.enabled:
+            reason = "reranking is disabled (USE_RERANKING=false)"
+        else:
+            reason = "reranking was not requested"
+        return SearchResponse(candidates[:match_count], mode, applied, None if applied else reason, timings)
+
+    async def _rerank(self, query: str, hits: Sequence[Hit], text: Callable[[Hit], str]) -> tuple[bool, str | None]:
+        assert self.reranker is not None
+        try:
+            if not await self.reranker.wait_ready(self.settings.reranking_wait_seconds):
+                return False, f"reranker not ready ({self.reranker.status().get('state')})"
+            scores = await self.reranker.rerank(query, [text(hit) for hit in hits])
+        except RerankUnavailable as exc:
+            log.warning("reranking skipped: %s", exc)
+            return False, str(exc)
+        for hit, score in zip(hits, scores, strict=True):
+            hit.rerank_score = float(score)
+            hit.score = float(score)
+        return True, None

@@ -1,0 +1,86 @@
+"""The storage seam. SQLite (embedded default) and PostgreSQL + pgvector implement the same protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from crawlrag.models import Chunk, CodeExample, CodeHit, CrawlJob, Page, SearchHit, SourceInfo, StoredPage
+
+
+class StoreError(RuntimeError):
+    """The store refused or failed an operation; the message is meant for the user."""
+
+
+class EmbeddingMismatchError(StoreError):
+    """A source was indexed with another embedding model or dimension than the one now in use."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageWrite:
+    """Everything stored for one page, written in one transaction."""
+
+    page: Page
+    chunks: Sequence[Chunk]
+    embeddings: np.ndarray
+    embed_hashes: Sequence[str]
+    code_examples: Sequence[CodeExample] = ()
+    code_embeddings: np.ndarray | None = None
+
+
+class Store(Protocol):
+    """Blocking store API: async callers run it in a worker thread."""
+
+    def close(self) -> None: ...
+
+    # --- sources ------------------------------------------------------------------------------------------------
+    def ensure_source(self, source_id: str, embedding_model: str, embedding_dim: int) -> None:
+        """Create the source, or raise EmbeddingMismatchError if it was indexed with another model."""
+
+    def set_source_summary(self, source_id: str, summary: str) -> None: ...
+
+    def list_sources(self) -> list[SourceInfo]: ...
+
+    def source_embedding(self, source_id: str) -> tuple[str, int] | None:
+        """The (model, dimension) a source was indexed with, or None if unknown."""
+
+    def delete_source(self, source_id: str) -> int: ...
+
+    # --- pages --------------------------------------------------------------------------------------------------
+    def get_page(self, url: str) -> StoredPage | None: ...
+
+    def page_markdown(self, url: str) -> str | None: ...
+
+    def write_page(self, write: PageWrite) -> None:
+        """Replace a page and all its chunks and code examples atomically."""
+
+    def touch_page(self, url: str) -> None:
+        """Record that an unchanged page was seen again."""
+
+    def embeddings_for(self, embed_hashes: Sequence[str], model: str) -> dict[str, np.ndarray]:
+        """Stored embeddings of texts already embedded with `model`, keyed by the hash of the embedded text."""
+
+    # --- search -------------------------------------------------------------------------------------------------
+    def vector_search(self, query: np.ndarray, limit: int, source_id: str | None = None) -> list[SearchHit]: ...
+
+    def keyword_search(self, query: str, limit: int, source_id: str | None = None) -> list[SearchHit]: ...
+
+    def code_vector_search(self, query: np.ndarray, limit: int, source_id: str | None = None) -> list[CodeHit]: ...
+
+    def code_keyword_search(self, query: str, limit: int, source_id: str | None = None) -> list[CodeHit]: ...
+
+    # --- crawl jobs ---------------------------------------------------------------------------------------------
+    def save_job(self, job: CrawlJob) -> None: ...
+
+    def get_job(self, job_id: str) -> CrawlJob | None: ...
+
+    def list_jobs(self, limit: int = 50) -> list[CrawlJob]: ...
+
+    def interrupt_unfinished_jobs(self) -> int:
+        """Mark jobs left queued or running by a previous process as interrupted; return how many."""
+
+    # --- health -------------------------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]: ...

@@ -1,0 +1,422 @@
+"""The embedded default store: one SQLite file (WAL), FTS5 for keywords, exact numpy search for vectors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crawlrag.models import (
+    CodeHit,
+    CrawlJob,
+    JobStatus,
+    SearchHit,
+    SourceInfo,
+    StoredPage,
+    utcnow,
+)
+from crawlrag.store.base import EmbeddingMismatchError, PageWrite, StoreError
+from crawlrag.store.query_terms import fts5_match
+from crawlrag.store.sqlite_schema import migrate
+from crawlrag.store.vector_index import VectorIndex
+
+log = logging.getLogger(__name__)
+
+_CHUNK_COLUMNS = "c.id, c.url, c.source_id, c.title, c.headings, c.chunk_index, c.content"
+_CODE_COLUMNS = "e.id, e.url, e.source_id, e.language, e.code, e.summary, e.headings"
+
+
+def _ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _blob(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+@contextmanager
+def _translated_errors(path: Path) -> Iterator[None]:
+    """Turn SQLite's terse failures into messages that tell the user what to do."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        text = str(exc).lower()
+        if "readonly" in text or "read-only" in text:
+            raise StoreError(f"the database {path} is read-only: check its permissions") from exc
+        if "disk" in text and ("full" in text or "i/o" in text):
+            raise StoreError(f"cannot write to {path}: the disk is full or failing ({exc})") from exc
+        if "locked" in text or "busy" in text:
+            raise StoreError(f"the database {path} stayed locked by another process: try again ({exc})") from exc
+        raise StoreError(f"database error in {path}: {exc}") from exc
+
+
+class SQLiteStore:
+    """One writer and many readers; safe to share between threads of one process and with other processes."""
+
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30_000) -> None:
+        self.path = Path(path).expanduser()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the database folder {self.path.parent}: {exc}") from exc
+        self._lock = threading.RLock()
+        with _translated_errors(self.path):
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            migrate(self._conn)
+        self._chunk_index = VectorIndex()
+        self._code_index = VectorIndex()
+        self._data_version = -1
+        self._sync_indexes()
+
+    # --- plumbing -----------------------------------------------------------------------------------------------
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, _translated_errors(self.path):
+            yield self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, _translated_errors(self.path):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Holding the write lock, catch up with other processes' commits first, so that the version
+                # recorded after our commit never hides one of theirs.
+                self._sync_indexes()
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+            # Our own commits don't change data_version; keep it current so only other processes trigger a sync.
+            self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _sync_indexes(self) -> None:
+        """Bring the in-memory vector matrices in line with rows that other processes added or removed."""
+        with self._read() as conn:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version == self._data_version:
+                return
+            for table, index in (("chunks", self._chunk_index), ("code_examples", self._code_index)):
+                stored = np.array([row[0] for row in conn.execute(f"SELECT id FROM {table}")], dtype=np.int64)
+                index.remove(np.setdiff1d(index.ids(), stored))
+                rows = conn.execute(
+                    f"SELECT id, source_id, embedding FROM {table} WHERE id > ? ORDER BY id", (index.max_id,)
+                ).fetchall()
+                if rows:
+                    vectors = np.stack([np.frombuffer(row[2], dtype=np.float32) for row in rows])
+                    index.add([row[0] for row in rows], vectors, [row[1] for row in rows])
+            self._data_version = version
+
+    # --- sources ------------------------------------------------------------------------------------------------
+    def ensure_source(self, source_id: str, embedding_model: str, embedding_dim: int) -> None:
+        now = utcnow().isoformat()
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT embedding_model, embedding_dim FROM sources WHERE source_id = ?", (source_id,)
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO sources (source_id, embedding_model, embedding_dim, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (source_id, embedding_model, embedding_dim, now, now),
+                )
+            elif row[0] and (row[0], row[1]) != (embedding_model, embedding_dim):
+                raise EmbeddingMismatchError(
+                    f"source {source_id!r} was indexed with {row[0]} ({row[1]} dimensions) but the configured "
+                    f"embedding model is {embedding_model} ({embedding_dim} dimensions): set EMBEDDING_MODEL back "
+                    f"or re-index the source"
+                )
+
+    def source_embedding(self, source_id: str) -> tuple[str, int] | None:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT embedding_model, embedding_dim FROM sources WHERE source_id = ?", (source_id,)
+            ).fetchone()
+        return (row[0], int(row[1])) if row and row[0] else None
+
+    def set_source_summary(self, source_id: str, summary: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE sources SET summary = ?, updated_at = ? WHERE source_id = ?",
+                (summary, utcnow().isoformat(), source_id),
+            )
+
+    def list_sources(self) -> list[SourceInfo]:
+        with self._read() as conn:
+            rows = conn.execute(
+                """
+                SELECT s.source_id, s.summary, s.embedding_model, s.embedding_dim, s.created_at,
+                       (SELECT COUNT(*) FROM pages p WHERE p.source_id = s.source_id),
+                       (SELECT COALESCE(SUM(chunk_count), 0) FROM pages p WHERE p.source_id = s.source_id),
+                       (SELECT COALESCE(SUM(word_count), 0) FROM pages p WHERE p.source_id = s.source_id),
+                       (SELECT COUNT(*) FROM code_examples e WHERE e.source_id = s.source_id),
+                       (SELECT MAX(crawled_at) FROM pages p WHERE p.source_id = s.source_id)
+                FROM sources s ORDER BY s.source_id
+                """
+            ).fetchall()
+        return [
+            SourceInfo(
+                source_id=row[0],
+                summary=row[1],
+                embedding_model=row[2],
+                embedding_dim=row[3],
+                created_at=_ts(row[4]),
+                pages=row[5],
+                chunks=row[6],
+                words=row[7],
+                code_examples=row[8],
+                last_crawled=_ts(row[9]),
+            )
+            for row in rows
+        ]
+
+    def delete_source(self, source_id: str) -> int:
+        with self._write() as conn:
+            chunk_ids = [row[0] for row in conn.execute("SELECT id FROM chunks WHERE source_id = ?", (source_id,))]
+            code_ids = [
+                row[0] for row in conn.execute("SELECT id FROM code_examples WHERE source_id = ?", (source_id,))
+            ]
+            deleted = conn.execute("DELETE FROM pages WHERE source_id = ?", (source_id,)).rowcount
+            conn.execute("DELETE FROM sources WHERE source_id = ?", (source_id,))
+        self._chunk_index.remove(chunk_ids)
+        self._code_index.remove(code_ids)
+        return int(deleted)
+
+    # --- pages --------------------------------------------------------------------------------------------------
+    def get_page(self, url: str) -> StoredPage | None:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT url, source_id, title, content_hash, chunk_count, etag, last_modified, crawled_at"
+                " FROM pages WHERE url = ?",
+                (url,),
+            ).fetchone()
+        if row is None:
+            return None
+        return StoredPage(*row[:7], crawled_at=datetime.fromisoformat(row[7]))
+
+    def page_markdown(self, url: str) -> str | None:
+        with self._read() as conn:
+            row = conn.execute("SELECT markdown FROM pages WHERE url = ?", (url,)).fetchone()
+        return row[0] if row else None
+
+    def write_page(self, write: PageWrite) -> None:
+        page = write.page
+        if len(write.chunks) != len(write.embeddings) or len(write.chunks) != len(write.embed_hashes):
+            raise ValueError("chunks, embeddings and embed_hashes must have the same length")
+        model = self.source_embedding(page.source_id)
+        model_name = model[0] if model else ""
+        with self._write() as conn:
+            old = conn.execute("SELECT id FROM pages WHERE url = ?", (page.url,)).fetchone()
+            old_chunks = old_code = []
+            if old:
+                old_chunks = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE page_id = ?", (old[0],))]
+                old_code = [r[0] for r in conn.execute("SELECT id FROM code_examples WHERE page_id = ?", (old[0],))]
+                conn.execute("DELETE FROM pages WHERE id = ?", (old[0],))
+            page_id = conn.execute(
+                "INSERT INTO pages (url, source_id, title, markdown, content_hash, word_count, chunk_count, etag,"
+                " last_modified, crawled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (page.url, page.source_id, page.title, page.markdown, page.content_hash, page.word_count,
+                 len(write.chunks), page.etag, page.last_modified, utcnow().isoformat()),
+            ).lastrowid
+            chunk_ids = [
+                conn.execute(
+                    "INSERT INTO chunks (page_id, source_id, url, chunk_index, title, headings, content, content_hash,"
+                    " embed_hash, embedding_model, char_count, word_count, embedding)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (page_id, page.source_id, page.url, chunk.chunk_index, chunk.title, chunk.headings,
+                     chunk.content, chunk.content_hash, embed_hash, model_name, chunk.char_count,
+                     chunk.word_count, _blob(vector)),
+                ).lastrowid
+                for chunk, vector, embed_hash in zip(write.chunks, write.embeddings, write.embed_hashes, strict=True)
+            ]
+            code_vectors = write.code_embeddings if write.code_embeddings is not None else np.zeros((0, 0))
+            code_ids = [
+                conn.execute(
+                    "INSERT INTO code_examples (page_id, source_id, url, chunk_index, language, code, summary,"
+                    " context_before, context_after, headings, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (page_id, page.source_id, page.url, example.chunk_index, example.language, example.code,
+                     example.summary, example.context_before, example.context_after, example.headings,
+                     _blob(vector)),
+                ).lastrowid
+                for example, vector in zip(write.code_examples, code_vectors, strict=True)
+            ]
+            conn.execute("UPDATE sources SET updated_at = ? WHERE source_id = ?", (utcnow().isoformat(), page.source_id))
+        # The matrices change only after the commit, so a failed write leaves search exactly as it was.
+        self._chunk_index.remove(old_chunks)
+        self._code_index.remove(old_code)
+        self._chunk_index.add(chunk_ids, write.embeddings, [page.source_id] * len(chunk_ids))
+        if code_ids:
+            self._code_index.add(code_ids, code_vectors, [page.source_id] * len(code_ids))
+
+    def touch_page(self, url: str) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE pages SET crawled_at = ? WHERE url = ?", (utcnow().isoformat(), url))
+
+    def embeddings_for(self, embed_hashes: Sequence[str], model: str) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        unique = list(dict.fromkeys(embed_hashes))
+        with self._read() as conn:
+            for start in range(0, len(unique), 500):
+                batch = unique[start : start + 500]
+                marks = ",".join("?" * len(batch))
+                for embed_hash, blob in conn.execute(
+                    f"SELECT embed_hash, embedding FROM chunks WHERE embedding_model = ? AND embed_hash IN ({marks})",
+                    (model, *batch),
+                ):
+                    found[embed_hash] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    # --- search -------------------------------------------------------------------------------------------------
+    def _chunks_by_id(self, ids: Sequence[int]) -> dict[int, SearchHit]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        with self._read() as conn:
+            rows = conn.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks c WHERE c.id IN ({marks})", list(ids))
+            return {row[0]: SearchHit(*row) for row in rows}
+
+    def _code_by_id(self, ids: Sequence[int]) -> dict[int, CodeHit]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        with self._read() as conn:
+            rows = conn.execute(f"SELECT {_CODE_COLUMNS} FROM code_examples e WHERE e.id IN ({marks})", list(ids))
+            return {row[0]: CodeHit(*row) for row in rows}
+
+    def vector_search(self, query: np.ndarray, limit: int, source_id: str | None = None) -> list[SearchHit]:
+        self._sync_indexes()
+        ranked = self._chunk_index.search(query, limit, source_id)
+        hits = self._chunks_by_id([chunk_id for chunk_id, _ in ranked])
+        results = []
+        for chunk_id, similarity in ranked:
+            if chunk_id in hits:
+                hit = hits[chunk_id]
+                hit.score = hit.similarity = similarity
+                results.append(hit)
+        return results
+
+    def code_vector_search(self, query: np.ndarray, limit: int, source_id: str | None = None) -> list[CodeHit]:
+        self._sync_indexes()
+        ranked = self._code_index.search(query, limit, source_id)
+        hits = self._code_by_id([example_id for example_id, _ in ranked])
+        results = []
+        for example_id, similarity in ranked:
+            if example_id in hits:
+                hit = hits[example_id]
+                hit.score = hit.similarity = similarity
+                results.append(hit)
+        return results
+
+    def _fts(self, table: str, alias: str, columns: str, query: str, limit: int,
+             source_id: str | None, weights: str) -> list[tuple[Any, ...]]:
+        match = fts5_match(query)
+        if match is None or limit <= 0:
+            return []
+        source_clause = f"AND {alias}.source_id = ?" if source_id is not None else ""
+        params: list[Any] = [match]
+        if source_id is not None:
+            params.append(source_id)
+        params.append(limit)
+        base = "chunks" if table == "chunks_fts" else "code_examples"
+        sql = (
+            f"SELECT {columns}, -bm25({table}, {weights}) AS score FROM {table} "
+            f"JOIN {base} {alias} ON {alias}.id = {table}.rowid "
+            f"WHERE {table} MATCH ? {source_clause} ORDER BY score DESC LIMIT ?"
+        )
+        with self._read() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def keyword_search(self, query: str, limit: int, source_id: str | None = None) -> list[SearchHit]:
+        # Headings and titles name what a chunk is about, so a match there counts more than one in the body.
+        rows = self._fts("chunks_fts", "c", _CHUNK_COLUMNS, query, limit, source_id, "1.0, 3.0, 2.0")
+        hits = []
+        for row in rows:
+            hit = SearchHit(*row[:7])
+            hit.score = hit.keyword_score = float(row[7])
+            hits.append(hit)
+        return hits
+
+    def code_keyword_search(self, query: str, limit: int, source_id: str | None = None) -> list[CodeHit]:
+        rows = self._fts("code_fts", "e", _CODE_COLUMNS, query, limit, source_id, "1.0, 2.0, 2.0")
+        hits = []
+        for row in rows:
+            hit = CodeHit(*row[:7])
+            hit.score = hit.keyword_score = float(row[7])
+            hits.append(hit)
+        return hits
+
+    # --- crawl jobs ---------------------------------------------------------------------------------------------
+    def save_job(self, job: CrawlJob) -> None:
+        job.updated_at = utcnow()
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO jobs (job_id, url, options, status, pages_done, pages_failed, pages_skipped,"
+                " pages_total, chunks_stored, error, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job.job_id, job.url, json.dumps(job.options), job.status.value, job.pages_done, job.pages_failed,
+                 job.pages_skipped, job.pages_total, job.chunks_stored, job.error, job.created_at.isoformat(),
+                 job.updated_at.isoformat()),
+            )
+
+    @staticmethod
+    def _job(row: tuple[Any, ...]) -> CrawlJob:
+        return CrawlJob(
+            job_id=row[0], url=row[1], options=json.loads(row[2]), status=JobStatus(row[3]), pages_done=row[4],
+            pages_failed=row[5], pages_skipped=row[6], pages_total=row[7], chunks_stored=row[8], error=row[9],
+            created_at=datetime.fromisoformat(row[10]), updated_at=datetime.fromisoformat(row[11]),
+        )
+
+    _JOB_COLUMNS = (
+        "job_id, url, options, status, pages_done, pages_failed, pages_skipped, pages_total, chunks_stored, error,"
+        " created_at, updated_at"
+    )
+
+    def get_job(self, job_id: str) -> CrawlJob | None:
+        with self._read() as conn:
+            row = conn.execute(f"SELECT {self._JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return self._job(row) if row else None
+
+    def list_jobs(self, limit: int = 50) -> list[CrawlJob]:
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {self._JOB_COLUMNS} FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [self._job(row) for row in rows]
+
+    def interrupt_unfinished_jobs(self) -> int:
+        with self._write() as conn:
+            return int(
+                conn.execute(
+                    "UPDATE jobs SET status = ?, error = COALESCE(error, 'the server stopped before the crawl ended'),"
+                    " updated_at = ? WHERE status IN (?, ?)",
+                    (JobStatus.INTERRUPTED.value, utcnow().isoformat(), JobStatus.QUEUED.value,
+                     JobStatus.RUNNING.value),
+                ).rowcount
+            )
+
+    # --- health -------------------------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        with self._read() as conn:
+            counts = {
+                table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                for table in ("sources", "pages", "chunks", "code_examples")
+            }
+        size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
+        return {"backend": "sqlite", "path": str(self.path), "bytes": size, **counts,
+                "vectors_in_memory": len(self._chunk_index)}

@@ -1,0 +1,111 @@
+"""SQLite schema, applied by numbered migrations recorded in `PRAGMA user_version`."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # 1: the initial schema
+    """
+    CREATE TABLE sources (
+        source_id TEXT PRIMARY KEY,
+        summary TEXT NOT NULL DEFAULT '',
+        embedding_model TEXT,
+        embedding_dim INTEGER,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE pages (
+        id INTEGER PRIMARY KEY,
+        url TEXT NOT NULL UNIQUE,
+        source_id TEXT NOT NULL REFERENCES sources(source_id) ON DELETE CASCADE,
+        title TEXT NOT NULL DEFAULT '',
+        markdown TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        word_count INTEGER NOT NULL DEFAULT 0,
+        chunk_count INTEGER NOT NULL DEFAULT 0,
+        etag TEXT,
+        last_modified TEXT,
+        crawled_at TEXT NOT NULL
+    );
+    CREATE INDEX pages_source ON pages(source_id);
+    CREATE TABLE chunks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        page_id INTEGER NOT NULL REFERENCES pages(id) ON DELETE CASCADE,
+        source_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        chunk_index INTEGER NOT NULL,
+        title TEXT NOT NULL DEFAULT '',
+        headings TEXT NOT NULL DEFAULT '',
+        content TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        embed_hash TEXT NOT NULL,
+        embedding_model TEXT NOT NULL,
+        char_count INTEGER NOT NULL,
+        word_count INTEGER NOT NULL,
+        embedding BLOB NOT NULL,
+        UNIQUE (page_id, chunk_index)
+    );
+    CREATE INDEX chunks_page ON chunks(page_id);
+    CREATE INDEX chunks_embed_hash ON chunks(embed_hash);
+    CREATE VIRTUAL TABLE chunks_fts USING fts5(
+        content, headings, title, content='chunks', content_rowid='id', tokenize='porter unicode61'
+    );
+    CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+        INSERT INTO chunks_fts(rowid, content, headings, title) VALUES (new.id, new.content, new.headings, new.title);
+    END;
+    CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+        INSERT INTO chunks_fts(chunks_fts, rowid, content, headings, title)
+        VALUES ('delete', old.id, old.content, old.headings, old.title);
+    END;
+    CREATE TABLE code_examples (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        page_id INTEGER NOT NULL REFERENCES pages(id) ON DELETE CASCADE,
+        source_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        chunk_index INTEGER NOT NULL,
+        language TEXT NOT NULL DEFAULT '',
+        code TEXT NOT NULL,
+        summary TEXT NOT NULL DEFAULT '',
+        context_before TEXT NOT NULL DEFAULT '',
+        context_after TEXT NOT NULL DEFAULT '',
+        headings TEXT NOT NULL DEFAULT '',
+        embedding BLOB NOT NULL
+    );
+    CREATE INDEX code_examples_page ON code_examples(page_id);
+    CREATE VIRTUAL TABLE code_fts USING fts5(
+        code, summary, headings, content='code_examples', content_rowid='id', tokenize='porter unicode61'
+    );
+    CREATE TRIGGER code_fts_insert AFTER INSERT ON code_examples BEGIN
+        INSERT INTO code_fts(rowid, code, summary, headings) VALUES (new.id, new.code, new.summary, new.headings);
+    END;
+    CREATE TRIGGER code_fts_delete AFTER DELETE ON code_examples BEGIN
+        INSERT INTO code_fts(code_fts, rowid, code, summary, headings)
+        VALUES ('delete', old.id, old.code, old.summary, old.headings);
+    END;
+    CREATE TABLE jobs (
+        job_id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        options TEXT NOT NULL,
+        status TEXT NOT NULL,
+        pages_done INTEGER NOT NULL DEFAULT 0,
+        pages_failed INTEGER NOT NULL DEFAULT 0,
+        pages_skipped INTEGER NOT NULL DEFAULT 0,
+        pages_total INTEGER,
+        chunks_stored INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX jobs_created ON jobs(created_at);
+    """,
+]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to the latest version; safe to run on every open. Returns the version."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        # executescript commits first; the version bump inside the script keeps the step atomic.
+        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    return len(MIGRATIONS)
