@@ -12,10 +12,10 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from crawlrag.config import Settings  # noqa: E402
-from crawlrag.context import AppContext  # noqa: E402
-from crawlrag.crawl import Crawler, CrawlRequest  # noqa: E402
-from crawlrag.indexer import Indexer, IndexReport  # noqa: E402
+from crawlrag.config import Settings
+from crawlrag.context import AppContext
+from crawlrag.crawl import Crawler, CrawlRequest
+from crawlrag.indexer import Indexer, IndexReport
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -38,8 +38,9 @@ def serve_directory(root: str | Path) -> Iterator[str]:
 
 
 async def index_site(context: AppContext, url: str, *, max_pages: int = 10_000, max_depth: int = 20) -> IndexReport:
-    request = CrawlRequest(url=url, max_depth=max_depth, max_pages=max_pages,
-                           max_concurrent=context.settings.max_concurrent)
+    request = CrawlRequest(
+        url=url, max_depth=max_depth, max_pages=max_pages, max_concurrent=context.settings.max_concurrent
+    )
     async with Crawler(context.settings) as crawler:
         return await Indexer(context.settings, context.store, context.embedder, crawler).run(request)
 

@@ -23,10 +23,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import bench_settings, index_site, serve_directory  # noqa: E402
+from _common import bench_settings, index_site, serve_directory
 
-from crawlrag.config import Settings  # noqa: E402
-from crawlrag.context import AppContext  # noqa: E402
+from crawlrag.config import Settings
+from crawlrag.context import AppContext
 
 ALL_MODES = ("vector", "keyword", "hybrid", "hybrid+rerank", "upstream")
 K = 10
@@ -90,7 +90,10 @@ async def run_mode(context: AppContext, mode: str, queries: Sequence[Query]) -> 
         else:
             search_mode = "hybrid" if mode == "hybrid+rerank" else mode
             response = await context.search.search(
-                query.q, match_count=K, mode=search_mode, rerank=mode == "hybrid+rerank"  # type: ignore[arg-type]
+                query.q,
+                match_count=K,
+                mode=search_mode,
+                rerank=mode == "hybrid+rerank",  # type: ignore[arg-type]
             )
             if mode == "hybrid+rerank" and not response.reranking_applied:
                 raise RuntimeError(f"reranking did not run: {response.reranking_reason}")
@@ -118,8 +121,13 @@ def evaluate(context: AppContext, modes: Sequence[str], queries: Sequence[Query]
 def default_db(docs: Path, settings: Settings) -> Path:
     """A cache file per corpus and indexing configuration, so a changed setting re-indexes."""
     signature = json.dumps(
-        [str(docs.resolve()), settings.chunk_size, settings.embedding_model, settings.use_contextual_embeddings,
-         settings.use_agentic_rag],
+        [
+            str(docs.resolve()),
+            settings.chunk_size,
+            settings.embedding_model,
+            settings.use_contextual_embeddings,
+            settings.use_agentic_rag,
+        ],
     )
     digest = hashlib.sha256(signature.encode()).hexdigest()[:12]
     return Path(__file__).resolve().parent / ".cache" / f"retrieval-{digest}.db"
@@ -127,9 +135,11 @@ def default_db(docs: Path, settings: Settings) -> Path:
 
 def print_table(report: dict[str, Any]) -> None:
     kinds = sorted({kind for entry in report["modes"].values() for kind in entry["by_kind"]})
-    header = f"{'mode':<14} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR@10':>7} " + " ".join(
-        f"{'MRR ' + kind:>14}" for kind in kinds
-    ) + f" {'p50 ms':>8} {'p95 ms':>8}"
+    header = (
+        f"{'mode':<14} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR@10':>7} "
+        + " ".join(f"{'MRR ' + kind:>14}" for kind in kinds)
+        + f" {'p50 ms':>8} {'p95 ms':>8}"
+    )
     print(f"{report['queries']} queries, {report['pages_indexed']} pages indexed")
     print(header)
     for mode, e in report["modes"].items():
@@ -153,9 +163,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     probe = bench_settings(Path("unused.db"))
     db = args.db or default_db(args.docs, probe)
     settings = bench_settings(db)
-    modes = args.modes.split(",") if args.modes else [
-        m for m in ALL_MODES if m != "hybrid+rerank" or settings.use_reranking
-    ]
+    modes = (
+        args.modes.split(",")
+        if args.modes
+        else [m for m in ALL_MODES if m != "hybrid+rerank" or settings.use_reranking]
+    )
     unknown = set(modes) - set(ALL_MODES)
     if unknown:
         parser.error(f"unknown modes: {', '.join(sorted(unknown))}")
@@ -169,8 +181,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             started = time.perf_counter()
             with serve_directory(args.docs) as base:
                 report = asyncio.run(index_site(context, base + args.start))
-            print(f"indexed {report.progress.stored} pages in {time.perf_counter() - started:.0f}s into {db}",
-                  file=sys.stderr)
+            print(
+                f"indexed {report.progress.stored} pages in {time.perf_counter() - started:.0f}s into {db}",
+                file=sys.stderr,
+            )
         if context.reranker is not None:
             context.reranker.start()
             if not asyncio.run(context.reranker.wait_ready(600)):

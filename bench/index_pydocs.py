@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import bench_settings, index_site, serve_directory  # noqa: E402
+from _common import bench_settings, index_site, serve_directory
 
-from crawlrag.context import AppContext  # noqa: E402
-from crawlrag.indexer import IndexReport  # noqa: E402
+from crawlrag.context import AppContext
+from crawlrag.indexer import IndexReport
 
 DOCS = Path("/usr/share/doc/python3.11/html")
 
@@ -53,12 +53,16 @@ def summarize(label: str, report: IndexReport, db: Path) -> dict[str, Any]:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    print(f"{'run':<9} {'pages':>6} {'chunks':>7} {'embedded':>8} {'total s':>8} {'emb/s':>7} {'pages/s':>8} "
-          f"{'RSS MB':>7} {'DB MB':>6}  time split (s; crawl = waiting on fetch + markdown)")
+    print(
+        f"{'run':<9} {'pages':>6} {'chunks':>7} {'embedded':>8} {'total s':>8} {'emb/s':>7} {'pages/s':>8} "
+        f"{'RSS MB':>7} {'DB MB':>6}  time split (s; crawl = waiting on fetch + markdown)"
+    )
     for r in rows:
         split = ", ".join(f"{k} {v}" for k, v in r["split_s"].items())
-        print(f"{r['run']:<9} {r['pages']:>6} {r['chunks']:>7} {r['chunks_embedded']:>8} {r['total_s']:>8} "
-              f"{r['embed_chunks_per_s']:>7} {r['pages_per_s']:>8} {r['peak_rss_mb']:>7} {r['db_mb']:>6}  {split}")
+        print(
+            f"{r['run']:<9} {r['pages']:>6} {r['chunks']:>7} {r['chunks_embedded']:>8} {r['total_s']:>8} "
+            f"{r['embed_chunks_per_s']:>7} {r['pages_per_s']:>8} {r['peak_rss_mb']:>7} {r['db_mb']:>6}  {split}"
+        )
 
 
 def main() -> None:

@@ -13,8 +13,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from crawlrag.config import Settings  # noqa: E402
-from crawlrag.embeddings import LocalEmbedder  # noqa: E402
+from crawlrag.config import Settings
+from crawlrag.embeddings import LocalEmbedder
 
 
 @pytest.fixture(scope="session")

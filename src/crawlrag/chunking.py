@@ -59,9 +59,13 @@ def parse_blocks(markdown: str) -> list[Block]:
                 closing = _FENCE.match(lines[i])
                 i += 1
                 # A fence closes only with the same character, at least as long, and no info string.
-                if closing and closing.group(2)[0] == marker[0] and len(closing.group(2)) >= len(marker):
-                    if not closing.group(3).strip():
-                        break
+                if (
+                    closing
+                    and closing.group(2)[0] == marker[0]
+                    and len(closing.group(2)) >= len(marker)
+                    and not closing.group(3).strip()
+                ):
+                    break
             blocks.append(Block("\n".join(body), heading_path(), is_code=True))
             continue
         heading = _HEADING.match(line)

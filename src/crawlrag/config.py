@@ -7,12 +7,11 @@ edge (CLI, server start, test fixture) and hand it to the parts that need it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_RERANKING_MODEL = "cross-encoder/ms-marco-MiniLM-L-6-v2"
@@ -81,6 +80,8 @@ class Settings(BaseSettings):
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     embedding_batch_size: int = Field(64, ge=1, le=4096)
     embedding_device: str = "cpu"
+    embedding_backend: Literal["auto", "torch"] = "auto"
+    embedding_precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
     # --- retrieval ----------------------------------------------------------------------------------------------
     use_hybrid_search: bool = True

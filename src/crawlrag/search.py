@@ -87,9 +87,16 @@ class SearchService:
     ) -> SearchResponse:
         """Search page chunks; at most MAX_CHUNKS_PER_PAGE results come from any one page."""
         return await self._run(
-            query, source_id, match_count, mode, rerank,
-            vector=self.store.vector_search, keyword=self.store.keyword_search,
-            key=lambda hit: hit.chunk_id, group=lambda hit: hit.url, text=lambda hit: hit.content,
+            query,
+            source_id,
+            match_count,
+            mode,
+            rerank,
+            vector=self.store.vector_search,
+            keyword=self.store.keyword_search,
+            key=lambda hit: hit.chunk_id,
+            group=lambda hit: hit.url,
+            text=lambda hit: hit.content,
         )
 
     async def search_code(
@@ -103,9 +110,15 @@ class SearchService:
     ) -> SearchResponse:
         """Search extracted code examples with the same hybrid and rerank path."""
         return await self._run(
-            query, source_id, match_count, mode, rerank,
-            vector=self.store.code_vector_search, keyword=self.store.code_keyword_search,
-            key=lambda hit: hit.example_id, group=lambda hit: hit.example_id,
+            query,
+            source_id,
+            match_count,
+            mode,
+            rerank,
+            vector=self.store.code_vector_search,
+            keyword=self.store.code_keyword_search,
+            key=lambda hit: hit.example_id,
+            group=lambda hit: hit.example_id,
             text=lambda hit: f"{hit.summary}\n\n{hit.code}",
         )
 
@@ -150,7 +163,9 @@ class SearchService:
             rankings.append(await timed("keyword", keyword_side))
         if mode == "hybrid":
             fused = reciprocal_rank_fusion(
-                rankings, key=key, k=self.settings.rrf_k,
+                rankings,
+                key=key,
+                k=self.settings.rrf_k,
                 weights=[self.settings.rrf_vector_weight, self.settings.rrf_keyword_weight],
             )
             similarity = {key(hit): hit.similarity for hit in rankings[0]}

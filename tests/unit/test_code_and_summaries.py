@@ -38,7 +38,9 @@ def test_nested_fences_stay_one_block() -> None:
 
 def test_min_chars_and_determinism() -> None:
     assert extract_code_examples(page(), url="u", min_chars=10_000) == []
-    assert extract_code_examples(page(), url="u", min_chars=100) == extract_code_examples(page(), url="u", min_chars=100)
+    assert extract_code_examples(page(), url="u", min_chars=100) == extract_code_examples(
+        page(), url="u", min_chars=100
+    )
 
 
 def test_source_summary_is_title_and_first_paragraph() -> None:

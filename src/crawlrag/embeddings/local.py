@@ -13,6 +13,7 @@ import numpy as np
 
 from crawlrag.config import DEFAULT_EMBEDDING_MODEL
 from crawlrag.embeddings.base import EmbeddingError
+from crawlrag.embeddings.precision import PrecisionChoice, choose_precision
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -33,13 +34,26 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+def _lower_precision_supported(device: str) -> bool:
+    from crawlrag.rerank.device import TorchRuntime
+
+    runtime = TorchRuntime()
+    if device == "cpu":
+        return runtime.cpu_bf16_supported()
+    return device.startswith("cuda") or device == "mps"
+
+
 class LocalEmbedder:
     """Embeds with a sentence-transformers model loaded once, on first use or by `load()`."""
 
-    def __init__(self, model_name: str, *, device: str = "cpu", batch_size: int = 64) -> None:
+    def __init__(
+        self, model_name: str, *, device: str = "cpu", batch_size: int = 64, precision: str = "float32"
+    ) -> None:
         self._model_name = model_name
         self._device = device
         self._batch_size = batch_size
+        self._requested_precision = precision
+        self._precision: PrecisionChoice | None = None
         self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
         self._load_seconds: float | None = None
@@ -57,6 +71,12 @@ class LocalEmbedder:
             raise EmbeddingError(f"model {self._model_name!r} does not report an embedding dimension")
         return int(dim)
 
+    @property
+    def precision(self) -> str:
+        self._loaded()
+        assert self._precision is not None
+        return self._precision.precision
+
     def load(self) -> None:
         self._loaded()
 
@@ -68,32 +88,65 @@ class LocalEmbedder:
                 started = time.perf_counter()
                 source = resolve_model_path(self._model_name)
                 try:
-                    from sentence_transformers import SentenceTransformer
-                    from transformers.utils import logging as hf_logging
-
-                    hf_logging.disable_progress_bar()  # its bars would flood the terminal of every CLI run
-                    self._model = SentenceTransformer(source, device=self._device)
+                    model = self._load(source)
                 except Exception as exc:
                     self._error = f"could not load embedding model {self._model_name!r} from {source}: {exc}"
                     raise EmbeddingError(self._error) from exc
                 self._error = None
                 self.load_count += 1
                 self._load_seconds = time.perf_counter() - started
-                log.info("embedding model %s loaded in %.1fs", self._model_name, self._load_seconds)
+                self._model = model
+                log.info(
+                    "embedding model %s loaded in %.1fs (%s: %s)",
+                    self._model_name,
+                    self._load_seconds,
+                    self._precision and self._precision.precision,
+                    self._precision and self._precision.reason,
+                )
         return self._model
+
+    def _load(self, source: str) -> SentenceTransformer:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # its bars would flood the terminal of every CLI run
+        model = SentenceTransformer(source, device=self._device)
+
+        def encode(texts: list[str]) -> np.ndarray:
+            return self._encode(model, texts)
+
+        def encode_lower(precision: str, texts: list[str]) -> np.ndarray:
+            import torch
+
+            model.to(getattr(torch, precision))
+            return encode(texts)
+
+        requested = self._requested_precision
+        supported = requested != "auto" or _lower_precision_supported(self._device)
+        self._precision = choose_precision(requested, self._device, supported, encode, encode_lower)
+        import torch
+
+        model.to(getattr(torch, self._precision.precision))
+        return model
+
+    def _encode(self, model: SentenceTransformer, texts: Sequence[str]) -> np.ndarray:
+        vectors = model.encode(
+            list(texts),
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_tensor=True,
+            show_progress_bar=False,
+        )
+        # numpy has no bfloat16: convert on the torch side, then renormalise what rounding disturbed.
+        array = vectors.float().cpu().numpy()
+        norms = np.linalg.norm(array, axis=1, keepdims=True)
+        return np.asarray(array / np.maximum(norms, 1e-12), dtype=np.float32)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         model = self._loaded()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = model.encode(
-            list(texts),
-            batch_size=self._batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        return self._encode(model, texts)
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]
@@ -104,6 +157,8 @@ class LocalEmbedder:
             "model": self._model_name,
             "loaded": self._model is not None,
             "device": self._device,
+            "precision": self._precision.precision if self._precision else None,
+            "precision_reason": self._precision.reason if self._precision else None,
             "load_seconds": self._load_seconds,
             "load_count": self.load_count,
             "error": self._error,

@@ -10,8 +10,10 @@ _IDENTIFIER = re.compile(r"[^\W_]+(?:[._][^\W_]+)+", re.UNICODE)
 MAX_TERMS = 32
 
 STOPWORDS = frozenset(
-    """a an and are as at be by can do does for from how i if in into is it its my of on or so than that the
-    their then there these this to was what when where which while who why will with without you your""".split()
+    (
+        "a an and are as at be by can do does for from how i if in into is it its my of on or so than that the "
+        "their then there these this to was what when where which while who why will with without you your"
+    ).split()
 )
 
 
@@ -23,9 +25,7 @@ def keyword_terms(text: str) -> tuple[list[str], list[list[str]]]:
     tokens = [token.lower() for token in _TOKEN.findall(text)]
     kept = [token for token in tokens if token not in STOPWORDS] or tokens
     terms = list(dict.fromkeys(kept))[:MAX_TERMS]
-    phrases = [
-        [part.lower() for part in _TOKEN.findall(match)] for match in _IDENTIFIER.findall(text)
-    ][:MAX_TERMS]
+    phrases = [[part.lower() for part in _TOKEN.findall(match)] for match in _IDENTIFIER.findall(text)][:MAX_TERMS]
     return terms, phrases
 
 

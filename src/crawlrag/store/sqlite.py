@@ -231,17 +231,39 @@ class SQLiteStore:
             page_id = conn.execute(
                 "INSERT INTO pages (url, source_id, title, markdown, content_hash, word_count, chunk_count, etag,"
                 " last_modified, crawled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (page.url, page.source_id, page.title, page.markdown, page.content_hash, page.word_count,
-                 len(write.chunks), page.etag, page.last_modified, utcnow().isoformat()),
+                (
+                    page.url,
+                    page.source_id,
+                    page.title,
+                    page.markdown,
+                    page.content_hash,
+                    page.word_count,
+                    len(write.chunks),
+                    page.etag,
+                    page.last_modified,
+                    utcnow().isoformat(),
+                ),
             ).lastrowid
             chunk_ids = [
                 conn.execute(
                     "INSERT INTO chunks (page_id, source_id, url, chunk_index, title, headings, content, content_hash,"
                     " embed_hash, embedding_model, char_count, word_count, embedding)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (page_id, page.source_id, page.url, chunk.chunk_index, chunk.title, chunk.headings,
-                     chunk.content, chunk.content_hash, embed_hash, model_name, chunk.char_count,
-                     chunk.word_count, _blob(vector)),
+                    (
+                        page_id,
+                        page.source_id,
+                        page.url,
+                        chunk.chunk_index,
+                        chunk.title,
+                        chunk.headings,
+                        chunk.content,
+                        chunk.content_hash,
+                        embed_hash,
+                        model_name,
+                        chunk.char_count,
+                        chunk.word_count,
+                        _blob(vector),
+                    ),
                 ).lastrowid
                 for chunk, vector, embed_hash in zip(write.chunks, write.embeddings, write.embed_hashes, strict=True)
             ]
@@ -250,13 +272,25 @@ class SQLiteStore:
                 conn.execute(
                     "INSERT INTO code_examples (page_id, source_id, url, chunk_index, language, code, summary,"
                     " context_before, context_after, headings, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (page_id, page.source_id, page.url, example.chunk_index, example.language, example.code,
-                     example.summary, example.context_before, example.context_after, example.headings,
-                     _blob(vector)),
+                    (
+                        page_id,
+                        page.source_id,
+                        page.url,
+                        example.chunk_index,
+                        example.language,
+                        example.code,
+                        example.summary,
+                        example.context_before,
+                        example.context_after,
+                        example.headings,
+                        _blob(vector),
+                    ),
                 ).lastrowid
                 for example, vector in zip(write.code_examples, code_vectors, strict=True)
             ]
-            conn.execute("UPDATE sources SET updated_at = ? WHERE source_id = ?", (utcnow().isoformat(), page.source_id))
+            conn.execute(
+                "UPDATE sources SET updated_at = ? WHERE source_id = ?", (utcnow().isoformat(), page.source_id)
+            )
         # The matrices change only after the commit, so a failed write leaves search exactly as it was.
         self._chunk_index.remove(old_chunks)
         self._code_index.remove(old_code)
@@ -323,8 +357,9 @@ class SQLiteStore:
                 results.append(hit)
         return results
 
-    def _fts(self, table: str, alias: str, columns: str, query: str, limit: int,
-             source_id: str | None, weights: str) -> list[tuple[Any, ...]]:
+    def _fts(
+        self, table: str, alias: str, columns: str, query: str, limit: int, source_id: str | None, weights: str
+    ) -> list[tuple[Any, ...]]:
         match = fts5_match(query)
         if match is None or limit <= 0:
             return []
@@ -369,17 +404,37 @@ class SQLiteStore:
                 "INSERT OR REPLACE INTO jobs (job_id, url, options, status, pages_done, pages_failed, pages_skipped,"
                 " pages_total, chunks_stored, error, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (job.job_id, job.url, json.dumps(job.options), job.status.value, job.pages_done, job.pages_failed,
-                 job.pages_skipped, job.pages_total, job.chunks_stored, job.error, job.created_at.isoformat(),
-                 job.updated_at.isoformat()),
+                (
+                    job.job_id,
+                    job.url,
+                    json.dumps(job.options),
+                    job.status.value,
+                    job.pages_done,
+                    job.pages_failed,
+                    job.pages_skipped,
+                    job.pages_total,
+                    job.chunks_stored,
+                    job.error,
+                    job.created_at.isoformat(),
+                    job.updated_at.isoformat(),
+                ),
             )
 
     @staticmethod
     def _job(row: tuple[Any, ...]) -> CrawlJob:
         return CrawlJob(
-            job_id=row[0], url=row[1], options=json.loads(row[2]), status=JobStatus(row[3]), pages_done=row[4],
-            pages_failed=row[5], pages_skipped=row[6], pages_total=row[7], chunks_stored=row[8], error=row[9],
-            created_at=datetime.fromisoformat(row[10]), updated_at=datetime.fromisoformat(row[11]),
+            job_id=row[0],
+            url=row[1],
+            options=json.loads(row[2]),
+            status=JobStatus(row[3]),
+            pages_done=row[4],
+            pages_failed=row[5],
+            pages_skipped=row[6],
+            pages_total=row[7],
+            chunks_stored=row[8],
+            error=row[9],
+            created_at=datetime.fromisoformat(row[10]),
+            updated_at=datetime.fromisoformat(row[11]),
         )
 
     _JOB_COLUMNS = (
@@ -405,8 +460,12 @@ class SQLiteStore:
                 conn.execute(
                     "UPDATE jobs SET status = ?, error = COALESCE(error, 'the server stopped before the crawl ended'),"
                     " updated_at = ? WHERE status IN (?, ?)",
-                    (JobStatus.INTERRUPTED.value, utcnow().isoformat(), JobStatus.QUEUED.value,
-                     JobStatus.RUNNING.value),
+                    (
+                        JobStatus.INTERRUPTED.value,
+                        utcnow().isoformat(),
+                        JobStatus.QUEUED.value,
+                        JobStatus.RUNNING.value,
+                    ),
                 ).rowcount
             )
 
@@ -418,5 +477,10 @@ class SQLiteStore:
                 for table in ("sources", "pages", "chunks", "code_examples")
             }
         size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
-        return {"backend": "sqlite", "path": str(self.path), "bytes": size, **counts,
-                "vectors_in_memory": len(self._chunk_index)}
+        return {
+            "backend": "sqlite",
+            "path": str(self.path),
+            "bytes": size,
+            **counts,
+            "vectors_in_memory": len(self._chunk_index),
+        }
