@@ -14,6 +14,9 @@ from crawlrag.models import Chunk
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^(\s{0,3})(`{3,}|~{3,})(.*)$")
+# [text](target "title") and ![alt](src): the target is noise for embeddings and keyword search (every URL repeats
+# the host and port), so chunks keep the visible text only; the chunk's own URL says where it came from.
+_LINK = re.compile(r"(!?)\[((?:[^\[\]]|\[[^\]]*\])*)\]\((?:[^()\s]|\([^()]*\))*(?:\s+\"[^\"]*\")?\)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*_])")
 
 # A code block is split only when it is this many times the chunk size: splitting code loses its meaning, while
@@ -29,6 +32,11 @@ class Block:
     is_code: bool = False
 
 
+def strip_links(text: str) -> str:
+    """Replace markdown links and images by their text."""
+    return _LINK.sub(lambda match: match.group(2), text)
+
+
 def parse_blocks(markdown: str) -> list[Block]:
     """Cut markdown into headings, fenced code blocks and paragraphs, each tagged with its heading path."""
     blocks: list[Block] = []
@@ -40,7 +48,7 @@ def parse_blocks(markdown: str) -> list[Block]:
         return " > ".join(f"{'#' * level} {text}" for level, text in path)
 
     def flush() -> None:
-        text = "\n".join(paragraph).strip("\n")
+        text = strip_links("\n".join(paragraph)).strip("\n")
         if text.strip():
             blocks.append(Block(text, heading_path()))
         paragraph.clear()
@@ -74,8 +82,9 @@ def parse_blocks(markdown: str) -> list[Block]:
             level = len(heading.group(1))
             while path and path[-1][0] >= level:
                 path.pop()
-            path.append((level, heading.group(2).strip()))
-            blocks.append(Block(line.strip(), heading_path(), is_heading=True))
+            title = strip_links(heading.group(2)).replace("\u00b6", "").strip()
+            path.append((level, title))
+            blocks.append(Block(f"{'#' * level} {title}", heading_path(), is_heading=True))
         elif not line.strip():
             flush()
         else:

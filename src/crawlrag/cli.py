@@ -8,10 +8,11 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -19,7 +20,8 @@ from crawlrag.config import ConfigError, Settings, load_settings
 from crawlrag.context import AppContext
 from crawlrag.crawl import Crawler, CrawlInputError, CrawlRequest
 from crawlrag.indexer import Indexer, IndexProgress, IndexReport
-from crawlrag.search import SearchInputError
+from crawlrag.models import SearchHit
+from crawlrag.search import SearchInputError, SearchMode
 from crawlrag.store import StoreError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Crawl documentation sites and search them.")
@@ -33,7 +35,9 @@ def _settings(**overrides: Any) -> Settings:
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    # Libraries stay at WARNING whatever LOG_LEVEL says: their INFO lines (one per HTTP request) drown ours.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("crawlrag").setLevel(settings.log_level)
     return settings
 
 
@@ -144,7 +148,9 @@ def search(
             context.reranker.start()
         run = context.search.search_code if code else context.search.search
         try:
-            response = asyncio.run(run(query, source_id=source, match_count=limit, mode=mode, rerank=rerank))  # type: ignore[arg-type]
+            response = asyncio.run(
+                run(query, source_id=source, match_count=limit, mode=cast(SearchMode | None, mode), rerank=rerank)
+            )
         except (SearchInputError, StoreError) as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
@@ -153,11 +159,11 @@ def search(
         return
     if not response.results:
         err.print("no results")
+    out = Console(highlight=False)
     for rank, hit in enumerate(response.results, start=1):
-        title = getattr(hit, "headings", "") or getattr(hit, "title", "")
-        err.print(f"[bold]{rank}. {hit.url}[/bold]  [dim]{title}  score={hit.score:.4f}[/dim]")
-        body = getattr(hit, "content", None) or getattr(hit, "code", "")
-        sys.stdout.write(body.strip()[:600] + "\n\n")
+        out.print(f"[bold]{rank}. {escape(hit.url)}[/bold]  [dim]{escape(hit.headings)}  score={hit.score:.4f}[/dim]")
+        body = hit.content if isinstance(hit, SearchHit) else hit.code
+        out.print(body.strip()[:600] + "\n", markup=False)
     if rerank and not response.reranking_applied:
         err.print(f"[yellow]not reranked:[/yellow] {response.reranking_reason}")
 

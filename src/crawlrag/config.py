@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     mcp_auth_token: SecretStr | None = None
     metrics_public: bool = True
     crawl_wait_seconds: float = Field(50.0, ge=0, le=3600)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
     # --- storage ------------------------------------------------------------------------------------------------
     database_url: str = Field(default_factory=default_database_url)

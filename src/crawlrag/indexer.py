@@ -107,13 +107,20 @@ class Indexer:
     async def run(
         self, request: CrawlRequest, on_progress: Callable[[IndexProgress], None] | None = None
     ) -> IndexReport:
+        normalize_url(request.url)  # a bad start URL fails here with its own error, before any work starts
         started = time.perf_counter()
         report = IndexReport(IndexProgress(max_pages=request.max_pages))
         notify = on_progress or (lambda progress: None)
         send, receive = anyio.create_memory_object_stream[Page](PAGE_QUEUE_SIZE)
-        async with anyio.create_task_group() as group:
-            group.start_soon(self._consume, receive, report, notify)
-            await self._produce(request, send, report, notify)
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._consume, receive, report, notify)
+                await self._produce(request, send, report, notify)
+        except BaseExceptionGroup as group_error:
+            # Callers expect the error itself (a refused URL, a model mismatch), not the task group around it.
+            if len(group_error.exceptions) == 1:
+                raise group_error.exceptions[0] from None
+            raise
         await anyio.to_thread.run_sync(self._summarize_sources, request.url, report)
         report.seconds = time.perf_counter() - started
         notify(report.progress)
