@@ -1,0 +1,296 @@
+"""Crawl orchestration: what to fetch, in which order, how many at once, and what each result means.
+
+What the start URL is decides the crawl:
+
+* a sitemap (or sitemap index): the pages it lists are fetched, nothing is followed;
+* a text file: stored as it is; for an `llms.txt` the same-site links it lists are fetched too (depth 1);
+* a page: breadth-first over same-site links up to `max_depth`, level by level, so a page's depth is its
+  shortest link distance from the start no matter which fetch finishes first.
+
+At most `max_concurrent` fetches run at once and results are yielded as they complete. A fetch is only started
+while `pages stored + fetches in flight < max_pages`, so the crawl never downloads pages it would have to
+throw away. Closing or cancelling the iterator cancels the fetches in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from contextlib import aclosing
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TypeAlias
+
+from crawlrag.config import Settings
+from crawlrag.crawl.browser import BrowserRenderer
+from crawlrag.crawl.fetcher import FetchedDocument, Fetcher, FetchOutcome
+from crawlrag.crawl.guard import NetworkPolicy
+from crawlrag.crawl.http import FetchError, HttpClient
+from crawlrag.crawl.results import CrawlProgress, CrawlRequest, PageFailure, PageSkipped
+from crawlrag.crawl.robots import RobotsRules
+from crawlrag.crawl.sitemap import NotASitemapError, SitemapError, collect_sitemap_urls
+from crawlrag.crawl.urls import is_llms_txt, normalize_url, passes_filters, site_key, source_id_for, url_kind
+from crawlrag.models import Page
+
+log = logging.getLogger(__name__)
+
+Validators: TypeAlias = tuple[str | None, str | None]
+ValidatorLookup: TypeAlias = Callable[[str], Validators | None]
+CrawlResult: TypeAlias = Page | PageFailure | PageSkipped
+
+
+class Crawler:
+    """Fetches sites into `Page`s. Use `async with Crawler(settings) as crawler:`; it can run many crawls."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._policy = NetworkPolicy(settings)
+        self._http: HttpClient | None = None
+        self._renderer: BrowserRenderer | None = None
+        self._fetcher: Fetcher | None = None
+
+    async def __aenter__(self) -> Crawler:
+        http = HttpClient(self._settings, self._policy)
+        await http.__aenter__()
+        self._http = http
+        self._renderer = BrowserRenderer(self._settings)
+        self._fetcher = Fetcher(self._settings, http, self._renderer)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        renderer, http = self._renderer, self._http
+        self._renderer = self._http = self._fetcher = None
+        try:
+            if renderer is not None:
+                await renderer.close()
+        finally:
+            if http is not None:
+                await http.__aexit__(None, None, None)
+
+    async def crawl(
+        self,
+        request: CrawlRequest,
+        *,
+        validators: ValidatorLookup | None = None,
+        on_progress: Callable[[CrawlProgress], None] | None = None,
+    ) -> AsyncIterator[CrawlResult]:
+        """Yield one result per URL tried, as fetches complete.
+
+        `validators(url)` returns the stored (etag, last_modified) of a page, or None; pages that did not
+        change come back as `PageSkipped(url, "not modified")`. Raises `CrawlInputError` (before yielding
+        anything) when the start URL is unusable or not allowed.
+        """
+        if self._fetcher is None or self._http is None:
+            raise RuntimeError("Crawler.crawl() needs an entered crawler: use 'async with Crawler(settings)'")
+        start = normalize_url(request.url)
+        await self._policy.check(start)
+        robots = RobotsRules(self._http, self._settings.user_agent, enabled=self._settings.respect_robots_txt)
+        run = _CrawlRun(
+            self._settings, self._http, self._fetcher, robots, self._policy, request, start, validators, on_progress
+        )
+        async with aclosing(run.results()) as results:
+            async for result in results:
+                yield result
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    url: str
+    depth: int
+    limit: int  # links of this page are followed while depth < limit
+
+
+class _CrawlRun:
+    """The state of one crawl."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        http: HttpClient,
+        fetcher: Fetcher,
+        robots: RobotsRules,
+        policy: NetworkPolicy,
+        request: CrawlRequest,
+        start: str,
+        validators: ValidatorLookup | None,
+        on_progress: Callable[[CrawlProgress], None] | None,
+    ) -> None:
+        self._settings = settings
+        self._validators = validators
+        self._on_progress = on_progress
+        self._http = http
+        self._fetcher = fetcher
+        self._robots = robots
+        self._policy = policy
+        self._request = request
+        self._start = start
+        self._source_id = source_id_for(start)
+        self._sites = {site_key(start)}
+        self._seen: set[str] = set()  # URLs queued, filtered out or reached through a redirect
+        self._claimed: set[str] = set()  # final URLs that already produced a result
+        self._frontier: deque[_Item] = deque()
+        self._pending: dict[asyncio.Task[FetchOutcome], tuple[_Item, Validators | None]] = {}
+        self._pages = self._failed = self._skipped = 0
+
+    async def results(self) -> AsyncGenerator[CrawlResult, None]:
+        try:
+            for result in await self._seed():
+                yield self._counted(result)
+            while True:
+                self._dispatch()
+                if not self._pending:
+                    break
+                done, _ = await asyncio.wait(self._pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    item, sent_validators = self._pending.pop(task)
+                    for result in self._handle(item, sent_validators, task.result()):
+                        yield self._counted(result)
+        finally:
+            await self._cancel_pending()
+
+    async def _seed(self) -> list[CrawlResult]:
+        start, request = self._start, self._request
+        kind = url_kind(start)
+        self._seen.add(start)
+        if kind == "sitemap":
+            try:
+                urls = await collect_sitemap_urls(
+                    self._http,
+                    start,
+                    max_urls=self._settings.max_sitemap_urls,
+                    max_bytes=self._settings.max_response_bytes,
+                )
+            except NotASitemapError:
+                log.info("%s is not a sitemap; crawling it as a page", start)
+            except (FetchError, SitemapError) as exc:
+                return [PageFailure(start, f"sitemap could not be read: {exc}")]
+            else:
+                log.info("sitemap %s lists %d URLs", start, len(urls))
+                return [skip for url in urls if (skip := self._discover(url, 0, 0, report_other_site=True))]
+        # Text files are stored as they are; only an llms.txt leads on, one level, to the pages it lists.
+        text_limit = min(1, request.max_depth) if is_llms_txt(start) else 0
+        limit = text_limit if kind == "text" else request.max_depth
+        self._frontier.append(_Item(start, 0, limit))
+        return []
+
+    def _discover(self, url: str, depth: int, limit: int, *, report_other_site: bool = False) -> PageSkipped | None:
+        if url in self._seen:
+            return None
+        if site_key(url) not in self._sites or not self._policy.host_allowed(url):
+            return PageSkipped(url, "different site") if report_other_site else None
+        self._seen.add(url)
+        if not passes_filters(url, self._request.include, self._request.exclude):
+            return PageSkipped(url, "excluded")
+        self._frontier.append(_Item(url, depth, limit))
+        return None
+
+    def _dispatch(self) -> None:
+        request = self._request
+        while (
+            self._frontier
+            and len(self._pending) < request.max_concurrent
+            and self._pages + len(self._pending) < request.max_pages
+        ):
+            item = self._frontier[0]
+            # Level barrier: a deeper page waits until every shallower fetch is done (exact BFS depths).
+            if any(other.depth < item.depth for other, _ in self._pending.values()):
+                break
+            self._frontier.popleft()
+            if item.url in self._claimed:  # already reached through a redirect
+                continue
+            stored = self._stored(item.url)
+            # Conditional requests only where the body is not needed to find more links.
+            conditional = stored if item.depth >= item.limit else None
+            task = asyncio.create_task(self._process(item, conditional), name=f"crawlrag fetch {item.url}")
+            self._pending[task] = (item, stored)
+
+    async def _process(self, item: _Item, conditional: Validators | None) -> FetchOutcome:
+        try:
+            if not await self._robots.allowed(item.url):
+                return FetchOutcome(item.url, item.url, PageSkipped(item.url, "robots.txt"))
+            return await self._fetcher.fetch(item.url, validators=conditional)
+        except Exception as exc:  # one broken page must not end the crawl
+            log.exception("unexpected error while crawling %s", item.url)
+            return FetchOutcome(item.url, item.url, PageFailure(item.url, f"internal error: {exc!r}"))
+
+    def _handle(self, item: _Item, stored: Validators | None, outcome: FetchOutcome) -> Iterator[CrawlResult]:
+        final, result = outcome.final_url, outcome.result
+        if final in self._claimed:  # two URLs redirected to one page, or a page fetched while its alias was
+            yield PageSkipped(item.url, f"duplicate of {final}, already crawled")
+            return
+        if final != item.url:
+            if item.url == self._start:
+                self._sites.add(site_key(final))  # example.com -> docs.example.com: follow the new host
+            elif site_key(final) not in self._sites:
+                yield PageSkipped(item.url, f"redirects to another site: {final}")
+                return
+        self._claimed.add(final)
+        self._seen.add(final)
+        if isinstance(result, FetchedDocument):
+            if final != item.url:  # the stored copy, if any, is filed under the URL the redirect led to
+                stored = self._stored(final)
+            if stored is not None and _unchanged(stored, result):
+                yield PageSkipped(final, "not modified")
+            else:
+                yield Page(
+                    url=result.url,
+                    source_id=self._source_id,
+                    title=result.title or result.url,
+                    markdown=result.markdown,
+                    content_type=result.content_type,
+                    status_code=result.status_code,
+                    etag=result.etag,
+                    last_modified=result.last_modified,
+                )
+        else:
+            yield result
+        if item.depth < item.limit and self._pages < self._request.max_pages:
+            for link in outcome.links:
+                skipped = self._discover(link, item.depth + 1, item.limit)
+                if skipped is not None:
+                    yield skipped
+
+    def _stored(self, url: str) -> Validators | None:
+        return self._validators(url) if self._validators is not None else None
+
+    def _counted(self, result: CrawlResult) -> CrawlResult:
+        # An unchanged page is still one of the site's pages: counting it keeps a re-crawl to the same page set
+        # (and the same max_pages budget) as the crawl it refreshes.
+        if isinstance(result, Page) or (isinstance(result, PageSkipped) and result.reason == "not modified"):
+            self._pages += 1
+        elif isinstance(result, PageFailure):
+            self._failed += 1
+        else:
+            self._skipped += 1
+        if self._on_progress is not None:
+            self._on_progress(
+                CrawlProgress(
+                    discovered=len(self._seen),
+                    fetched=self._pages,
+                    failed=self._failed,
+                    skipped=self._skipped,
+                    queued=len(self._frontier) + len(self._pending),
+                )
+            )
+        return result
+
+    async def _cancel_pending(self) -> None:
+        tasks = list(self._pending)
+        self._pending.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _unchanged(stored: Validators, document: FetchedDocument) -> bool:
+    etag, last_modified = stored
+    if etag and document.etag:
+        return etag.removeprefix("W/") == document.etag.removeprefix("W/")
+    if last_modified and document.last_modified:
+        return last_modified == document.last_modified
+    return False

@@ -1,0 +1,185 @@
+"""Turn a fetched document into what the index needs: title, markdown of the main content, and its links.
+
+The page's own structure decides what "main content" is: the first `<main>` or `[role=main]` element (or
+the only `<article>` inside it), else an `<article>`, else `<body>` with its header, navigation, sidebars and
+footer removed. Links are collected from the whole page before anything is removed, because navigation is how
+the crawler finds the rest of the site. HTML-to-markdown conversion is crawl4ai's `DefaultMarkdownGenerator`.
+All functions here are synchronous and CPU-bound; the fetcher runs them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import lxml.etree
+import lxml.html
+from crawl4ai.markdown_generation_strategy import DefaultMarkdownGenerator
+
+from crawlrag.crawl.urls import try_normalize_url
+
+# Removed from the chosen content element: site chrome that themes put inside <main> too.
+_CHROME_IN_CONTENT = "nav, [role=navigation], footer, script, style, noscript, template, [role=search]"
+# Removed as well when there is no content element and <body> is used.
+_CHROME_IN_BODY = _CHROME_IN_CONTENT + ", header, aside, [role=banner], [role=contentinfo], [role=complementary]"
+# Sphinx "¶", MkDocs "#" and similar heading permalinks: noise in markdown and in search results.
+_PERMALINK_TEXT = frozenset({"", "¶", "#", "§", "🔗", "link"})
+_MARKDOWN_LINK = re.compile(r"\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_BARE_URL = re.compile(r"https?://[^\s<>()\[\]\"'`]+")
+_META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+_WORD = re.compile(r"[^\W_]{2,}")
+_MIN_WORDS_WITHOUT_RENDERING = 5
+_MAX_TITLE_CHARS = 120
+_GENERATOR_ERRORS = ("Error in markdown generation:", "Error converting HTML to markdown:")
+
+
+@dataclass(frozen=True, slots=True)
+class Extracted:
+    title: str
+    markdown: str
+    links: tuple[str, ...]  # absolute, normalised http(s) URLs in document order, without duplicates
+
+
+class ExtractionError(Exception):
+    """The markdown converter failed on this document."""
+
+
+def decode_html(body: bytes, charset: str | None) -> str:
+    """Decode by BOM, HTTP charset or <meta charset> (in that order), else as UTF-8 with replacement."""
+    for candidate in (_bom_encoding(body), charset, _meta_charset(body)):
+        if candidate:
+            try:
+                return body.decode(codecs.lookup(candidate).name, errors="replace").lstrip("\ufeff")
+            except LookupError:
+                continue
+    return body.decode("utf-8", errors="replace").lstrip("\ufeff")
+
+
+def extract_html(html: str, url: str) -> Extracted:
+    """Title, main-content markdown and links of an HTML document fetched from `url`."""
+    try:
+        doc = lxml.html.document_fromstring(_XML_DECLARATION.sub("", html, count=1))
+    except (lxml.etree.ParserError, ValueError):
+        return Extracted(title="", markdown="", links=())
+    base = _base_url(doc, url)
+    links = _links(doc, base)
+    title = _title(doc)
+    content = _content_root(doc)
+    if content is None:
+        return Extracted(title=title, markdown="", links=links)
+    content_html = lxml.html.tostring(content, encoding="unicode", with_tail=False)
+    result = DefaultMarkdownGenerator().generate_markdown(content_html, base_url=base, citations=False)
+    markdown = result.raw_markdown
+    if markdown.startswith(_GENERATOR_ERRORS):
+        raise ExtractionError(markdown[:300])
+    return Extracted(title=title, markdown=_tidy(markdown), links=links)
+
+
+def extract_text(text: str, url: str) -> Extracted:
+    """A text or markdown file is stored as it is; its links are the markdown links and bare URLs in it."""
+    text = text.lstrip("\ufeff")
+    found = [match.group(1) for match in _MARKDOWN_LINK.finditer(text)]
+    found += [match.group(0).rstrip(".,;:!?*_") for match in _BARE_URL.finditer(text)]
+    links = tuple(dict.fromkeys(link for raw in found if (link := try_normalize_url(raw, url)) is not None))
+    return Extracted(title=_text_title(text, url), markdown=text.strip(), links=links)
+
+
+def needs_rendering(html: str, markdown: str) -> bool:
+    """True for pages whose content is built by JavaScript: (almost) no text, but scripts."""
+    text = re.sub(r"\]\([^)]*\)", "]", markdown)
+    return len(_WORD.findall(text)) < _MIN_WORDS_WITHOUT_RENDERING and "<script" in html.lower()
+
+
+def _content_root(doc: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
+    root = _first(doc, "main")
+    if root is None:
+        root = _first(doc, "[role=main]")
+    if root is not None:
+        articles = root.cssselect("article")
+        if len(articles) == 1:  # MkDocs Material, Docusaurus: <main> also holds sidebars and a TOC
+            root = articles[0]
+        chrome = _CHROME_IN_CONTENT
+    else:
+        articles = doc.cssselect("article")
+        if len(articles) == 1:
+            root, chrome = articles[0], _CHROME_IN_CONTENT
+        else:
+            bodies = doc.xpath("//body")
+            if not bodies:
+                return None
+            root, chrome = bodies[0], _CHROME_IN_BODY
+    for element in root.cssselect(chrome):
+        element.drop_tree()
+    for anchor in root.cssselect("a[href^='#']"):
+        if anchor.text_content().strip().lower() in _PERMALINK_TEXT or "headerlink" in anchor.get("class", ""):
+            anchor.drop_tree()
+    return root
+
+
+def _first(doc: lxml.html.HtmlElement, selector: str) -> lxml.html.HtmlElement | None:
+    found = doc.cssselect(selector)
+    return found[0] if found else None
+
+
+def _base_url(doc: lxml.html.HtmlElement, url: str) -> str:
+    for href in doc.xpath("//head/base/@href"):
+        base = try_normalize_url(str(href), url)
+        if base is not None:
+            return base
+    return url
+
+
+def _links(doc: lxml.html.HtmlElement, base: str) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for element in doc.iter("a", "area"):
+        href = element.get("href")
+        if href and not href.startswith("#"):
+            link = try_normalize_url(href, base)
+            if link is not None:
+                seen[link] = None
+    return tuple(seen)
+
+
+def _title(doc: lxml.html.HtmlElement) -> str:
+    for element in (*doc.xpath("//title"), *doc.xpath("//h1")):
+        text = " ".join(element.text_content().split())
+        if text:
+            return text
+    return ""
+
+
+def _text_title(text: str, url: str) -> str:
+    """The first markdown heading, else a short first line, else the file name."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        heading = line.lstrip("#").strip() if line.startswith("#") else ""
+        if heading:
+            return heading[:_MAX_TITLE_CHARS]
+    if lines and len(lines[0]) <= _MAX_TITLE_CHARS:
+        return lines[0]
+    name = unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
+    return name or url
+
+
+def _tidy(markdown: str) -> str:
+    lines = [line.rstrip() for line in markdown.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _bom_encoding(body: bytes) -> str | None:
+    for bom, name in (
+        (codecs.BOM_UTF8, "utf-8"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if body.startswith(bom):
+            return name
+    return None
+
+
+def _meta_charset(body: bytes) -> str | None:
+    match = _META_CHARSET.search(body[:4096])
+    return match.group(1).decode("ascii") if match else None

@@ -1,0 +1,155 @@
+"""Fetch one URL and turn it into a document, a failure or a deliberate skip.
+
+A plain HTTP GET comes first (status, content type, validators, size cap). HTML is converted to markdown; when
+that leaves (almost) no text and the page has scripts, it is rendered in the browser and converted again
+(BROWSER=auto), every HTML page is rendered (BROWSER=always), or never (BROWSER=never). crawl4ai's
+`fallback_fetch_function` hook is not used for this: it only fires for anti-bot blocks and exceptions, never
+for a page that loaded fine but is empty without JavaScript.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+from crawlrag.config import Settings
+from crawlrag.crawl.browser import BrowserRenderer, BrowserUnavailableError
+from crawlrag.crawl.extract import (
+    Extracted,
+    ExtractionError,
+    decode_html,
+    extract_html,
+    extract_text,
+    needs_rendering,
+)
+from crawlrag.crawl.http import FetchError, HttpClient, HttpResponse
+from crawlrag.crawl.results import PageFailure, PageSkipped
+from crawlrag.crawl.urls import url_kind
+
+log = logging.getLogger(__name__)
+
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_TEXT_TYPES = frozenset({"text/plain", "text/markdown", "text/x-markdown"})
+_UNLABELLED_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+
+DocumentKind = Literal["html", "text"]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedDocument:
+    """A successfully fetched page (HTML converted to markdown, or a text file as it is)."""
+
+    url: str  # normalised URL after redirects
+    status_code: int
+    content_type: str
+    title: str
+    markdown: str
+    etag: str | None
+    last_modified: str | None
+    rendered: bool  # the markdown came from the browser
+
+
+@dataclass(frozen=True, slots=True)
+class FetchOutcome:
+    requested_url: str
+    final_url: str
+    result: FetchedDocument | PageFailure | PageSkipped
+    links: tuple[str, ...] = field(default=())  # also set for empty pages: their navigation still leads on
+
+
+class Fetcher:
+    def __init__(self, settings: Settings, http: HttpClient, renderer: BrowserRenderer) -> None:
+        self._settings = settings
+        self._http = http
+        self._renderer = renderer
+
+    async def fetch(self, url: str, *, validators: tuple[str | None, str | None] | None = None) -> FetchOutcome:
+        """Fetch `url`; with `validators` (etag, last_modified) the request is conditional."""
+        headers: dict[str, str] = {}
+        if validators is not None:
+            etag, last_modified = validators
+            if etag:
+                headers["If-None-Match"] = etag
+            if last_modified:
+                headers["If-Modified-Since"] = last_modified
+        try:
+            response = await self._http.get(url, headers=headers, want_body=_body_wanted)
+        except FetchError as exc:
+            return FetchOutcome(url, url, PageFailure(url, str(exc)))
+        final = response.url
+        if response.status == 304:
+            return FetchOutcome(url, final, PageSkipped(final, "not modified"))
+        if not 200 <= response.status < 300:
+            return FetchOutcome(url, final, PageFailure(url, f"HTTP {response.status}"))
+        kind = _document_kind(response)
+        if kind is None:
+            shown = response.content_type or "unknown"
+            return FetchOutcome(url, final, PageSkipped(url, f"unsupported content type: {shown}"))
+        text = decode_html(response.body, response.charset)
+        if kind == "text":
+            extracted, rendered, note = extract_text(text, final), False, ""
+        else:
+            try:
+                extracted, rendered, note = await self._convert_html(text, final)
+            except ExtractionError as exc:
+                return FetchOutcome(url, final, PageFailure(url, f"markdown conversion failed: {exc}"))
+        if not extracted.markdown.strip():
+            return FetchOutcome(url, final, PageFailure(url, f"empty page{note}"), extracted.links)
+        document = FetchedDocument(
+            url=final,
+            status_code=response.status,
+            content_type=response.content_type or ("text/html" if kind == "html" else "text/plain"),
+            title=extracted.title,
+            markdown=extracted.markdown,
+            etag=response.header("etag"),
+            last_modified=response.header("last-modified"),
+            rendered=rendered,
+        )
+        return FetchOutcome(url, final, document, extracted.links)
+
+    async def _convert_html(self, html: str, url: str) -> tuple[Extracted, bool, str]:
+        extracted = await asyncio.to_thread(extract_html, html, url)
+        mode = self._settings.browser
+        if mode == "never" or (mode == "auto" and not needs_rendering(html, extracted.markdown)):
+            return extracted, False, ""
+        try:
+            page = await self._renderer.render(url)
+        except BrowserUnavailableError as exc:
+            return extracted, False, f" (browser unavailable: {exc})"
+        except Exception as exc:  # navigation errors, timeouts, a crashed renderer
+            log.info("rendering %s in the browser failed: %s", url, exc)
+            return extracted, False, f" (browser rendering failed: {exc})"
+        rendered = await asyncio.to_thread(extract_html, page.html, url)
+        if not rendered.markdown.strip() and extracted.markdown.strip():
+            return extracted, False, ""
+        links = tuple(dict.fromkeys((*rendered.links, *extracted.links)))
+        return (
+            Extracted(title=rendered.title or extracted.title, markdown=rendered.markdown, links=links),
+            True,
+            "",
+        )
+
+
+def _classify(content_type: str, url: str) -> DocumentKind | Literal["sniff"] | None:
+    if content_type in _HTML_TYPES:
+        return "html"
+    if content_type in _TEXT_TYPES:
+        return "text"
+    if content_type in _UNLABELLED_TYPES:
+        return "text" if url_kind(url) == "text" else "sniff"
+    return None
+
+
+def _body_wanted(response: HttpResponse) -> bool:
+    """Download the body only for successful responses crawlrag can store (or has to sniff)."""
+    return 200 <= response.status < 300 and _classify(response.content_type, response.url) is not None
+
+
+def _document_kind(response: HttpResponse) -> DocumentKind | None:
+    kind = _classify(response.content_type, response.url)
+    if kind != "sniff":
+        return kind
+    head = response.body[:1024].lstrip().lower()
+    return "html" if head.startswith((b"<!doctype html", b"<html")) else None

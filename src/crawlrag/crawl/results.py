@@ -1,0 +1,66 @@
+"""The records a crawl is asked with and answers with (besides `crawlrag.models.Page`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crawlrag.crawl.urls import CrawlInputError
+
+MAX_DEPTH_LIMIT = 50
+MAX_CONCURRENT_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class CrawlRequest:
+    """What to crawl. `max_depth` 0 fetches only `url`; include/exclude are globs (see `urls.matches_any`)."""
+
+    url: str
+    max_depth: int = 3
+    max_pages: int = 1000
+    max_concurrent: int = 10
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_depth <= MAX_DEPTH_LIMIT:
+            raise CrawlInputError(f"max_depth must be between 0 and {MAX_DEPTH_LIMIT}, got {self.max_depth}")
+        if self.max_pages < 1:
+            raise CrawlInputError(f"max_pages must be at least 1, got {self.max_pages}")
+        if not 1 <= self.max_concurrent <= MAX_CONCURRENT_LIMIT:
+            raise CrawlInputError(
+                f"max_concurrent must be between 1 and {MAX_CONCURRENT_LIMIT}, got {self.max_concurrent}"
+            )
+        # Accept lists from callers (JSON tool arguments) but keep the dataclass hashable and immutable.
+        object.__setattr__(self, "include", tuple(self.include))
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+
+
+@dataclass(frozen=True)
+class PageFailure:
+    """A page the crawler tried and could not store; `reason` is short and human-readable ("HTTP 404")."""
+
+    url: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PageSkipped:
+    """A page deliberately not stored ("not modified" carries the URL after redirects, the stored page's URL).
+
+    Reasons: "robots.txt", "excluded", "not modified", "unsupported content type: <type>", "different site",
+    "duplicate of <url>, already crawled", "redirects to another site: <url>".
+    """
+
+    url: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CrawlProgress:
+    """Counts so far: `discovered` distinct URLs, `fetched` pages yielded, `queued` waiting or in flight."""
+
+    discovered: int
+    fetched: int
+    failed: int
+    skipped: int
+    queued: int
