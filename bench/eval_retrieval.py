@@ -124,6 +124,7 @@ def default_db(docs: Path, settings: Settings) -> Path:
         [
             str(docs.resolve()),
             settings.chunk_size,
+            settings.max_link_density,
             settings.embedding_model,
             settings.use_contextual_embeddings,
             settings.use_agentic_rag,

@@ -22,6 +22,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*_])")
 # A code block is split only when it is this many times the chunk size: splitting code loses its meaning, while
 # a block somewhat over the embedding window still embeds its most telling start and stays whole for readers.
 HARD_LIMIT_FACTOR = 3
+MIN_LINK_LIST_CHARS = 100
+DEFAULT_MAX_LINK_DENSITY = 0.7
 
 
 @dataclass(slots=True)
@@ -37,7 +39,16 @@ def strip_links(text: str) -> str:
     return _LINK.sub(lambda match: match.group(2), text)
 
 
-def parse_blocks(markdown: str) -> list[Block]:
+def link_density(text: str) -> float:
+    """The share of a paragraph's visible text that is link text."""
+    visible = strip_links(text).strip()
+    if not visible:
+        return 0.0
+    linked = sum(len(match.group(2)) for match in _LINK.finditer(text))
+    return linked / len(visible)
+
+
+def parse_blocks(markdown: str, *, max_link_density: float = 1.0) -> list[Block]:
     """Cut markdown into headings, fenced code blocks and paragraphs, each tagged with its heading path."""
     blocks: list[Block] = []
     path: list[tuple[int, str]] = []
@@ -48,7 +59,13 @@ def parse_blocks(markdown: str) -> list[Block]:
         return " > ".join(f"{'#' * level} {text}" for level, text in path)
 
     def flush() -> None:
-        text = strip_links("\n".join(paragraph)).strip("\n")
+        raw = "\n".join(paragraph)
+        text = strip_links(raw).strip("\n")
+        # Lists made of links (tables of contents, indexes, "see also" runs, navigation that escaped extraction)
+        # say nothing in their own words and match every keyword query: leave them out of the index.
+        if len(text) >= MIN_LINK_LIST_CHARS and link_density(raw) > max_link_density:
+            paragraph.clear()
+            return
         if text.strip():
             blocks.append(Block(text, heading_path()))
         paragraph.clear()
@@ -163,7 +180,14 @@ def _pieces(blocks: list[Block], size: int) -> Iterator[Block]:
                 yield Block(part, block.headings)
 
 
-def chunk_markdown(markdown: str, *, url: str, title: str, chunk_size: int = 1000) -> list[Chunk]:
+def chunk_markdown(
+    markdown: str,
+    *,
+    url: str,
+    title: str,
+    chunk_size: int = 1000,
+    max_link_density: float = DEFAULT_MAX_LINK_DENSITY,
+) -> list[Chunk]:
     """Split a page's markdown into chunks of about `chunk_size` characters with their heading paths."""
     # A section this small is merged into the next rather than left as a chunk too thin to retrieve on its own.
     min_size = chunk_size // 4
@@ -171,7 +195,7 @@ def chunk_markdown(markdown: str, *, url: str, title: str, chunk_size: int = 100
     current: list[Block] = []
     length = 0
 
-    for block in _pieces(parse_blocks(markdown), chunk_size):
+    for block in _pieces(parse_blocks(markdown, max_link_density=max_link_density), chunk_size):
         starts_section = block.is_heading and length >= min_size
         overflows = length + len(block.text) + 2 > chunk_size
         # A heading always stays with the content that follows it.

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
 
     # --- crawling -----------------------------------------------------------------------------------------------
     allow_private_network: bool = False
+    # Host names (globs allowed) exempt from the private-network check, e.g. docs.internal,*.corp.example.
+    # Not an allow-list: other public hosts stay crawlable.
     allowed_hosts: CommaList = Field(default_factory=list)
     browser: Literal["auto", "never", "always"] = "auto"
     chromium_path: str | None = None
@@ -70,12 +72,15 @@ class Settings(BaseSettings):
     max_pages: int = Field(1000, ge=1, le=1_000_000)
     max_concurrent: int = Field(10, ge=1, le=100)
     request_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    crawl_timeout_seconds: float = Field(3600.0, gt=0, le=7 * 24 * 3600)
     max_response_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_redirects: int = Field(10, ge=0, le=50)
     max_sitemap_urls: int = Field(50_000, ge=1)
+    max_sitemap_depth: int = Field(3, ge=0, le=10)
 
     # --- chunking and embeddings --------------------------------------------------------------------------------
     chunk_size: int = Field(1000, ge=200, le=20_000)
+    max_link_density: float = Field(0.7, gt=0, le=1)
     embedding_provider: Literal["local"] = "local"
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     embedding_batch_size: int = Field(64, ge=1, le=4096)
@@ -121,6 +126,15 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        hosts = [host.strip().lower() for host in value if host.strip()]
+        for host in hosts:
+            if any(char in host for char in "/@ \t") or host.count(":") == 1:
+                raise ValueError(f"{host!r} is not a host name: list names or globs without scheme, port or path")
+        return hosts
 
     @field_validator("use_gpu_acceleration", mode="before")
     @classmethod

@@ -186,7 +186,13 @@ class Indexer:
             self.store.touch_page(page.url)
             report.progress.unchanged += 1
             return None
-        chunks = chunk_markdown(page.markdown, url=page.url, title=page.title, chunk_size=self.settings.chunk_size)
+        chunks = chunk_markdown(
+            page.markdown,
+            url=page.url,
+            title=page.title,
+            chunk_size=self.settings.chunk_size,
+            max_link_density=self.settings.max_link_density,
+        )
         contextual = self.settings.use_contextual_embeddings
         texts = [embedding_text(chunk, contextual) for chunk in chunks]
         examples: list[CodeExample] = []

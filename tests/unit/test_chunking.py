@@ -3,7 +3,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crawlrag.chunking import chunk_markdown, parse_blocks
+import pytest
+
+from crawlrag.chunking import chunk_markdown, link_density, parse_blocks
 
 LONG_PARAGRAPH = " ".join(f"Sentence number {i} explains a detail of the API." for i in range(60))
 
@@ -62,6 +64,16 @@ def test_links_keep_their_text_only_outside_code() -> None:
     [chunk] = chunk_markdown(md, url="u", title="T")
     assert chunk.headings == "# `csv` — CSV"
     assert chunk.content == "# `csv` — CSV\n\nSee `dict`.\n\n```\n[x](y)\n```"
+
+
+def test_link_lists_are_left_out() -> None:
+    toc = "\n".join(f"* [Section {i} about things](http://h/s{i}.html)" for i in range(10))
+    md = f"# Contents\n\n{toc}\n\nSee [the guide](http://h/g.html) for a longer explanation of every step here."
+    [chunk] = chunk_markdown(md, url="u", title="T")
+    assert "Section 1" not in chunk.content and "See the guide for a longer" in chunk.content
+    [kept] = chunk_markdown(md, url="u", title="T", max_link_density=1.0)
+    assert "Section 1 about things" in kept.content
+    assert link_density("[ab](x) cd") == pytest.approx(2 / 5)
 
 
 def test_chunk_metadata() -> None:
