@@ -22,6 +22,7 @@ from crawlrag.crawl import Crawler, CrawlInputError, CrawlRequest
 from crawlrag.indexer import Indexer, IndexProgress, IndexReport
 from crawlrag.models import SearchHit
 from crawlrag.search import SearchInputError, SearchMode
+from crawlrag.server.commands import health, serve
 from crawlrag.store import StoreError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Crawl documentation sites and search them.")
@@ -182,6 +183,10 @@ def sources(json_output: Annotated[bool, typer.Option("--json", help="Print JSON
         crawled = s.last_crawled.strftime("%Y-%m-%d %H:%M") if s.last_crawled else "-"
         table.add_row(s.source_id, str(s.pages), str(s.chunks), str(s.words), crawled, s.summary[:80])
     Console().print(table)
+
+
+app.command()(serve)
+app.command()(health)
 
 
 def main() -> None:

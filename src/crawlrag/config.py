@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     mcp_auth_token: SecretStr | None = None
     metrics_public: bool = True
     crawl_wait_seconds: float = Field(50.0, ge=0, le=3600)
+    max_crawl_jobs: int = Field(2, ge=1, le=32)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
     # --- storage ------------------------------------------------------------------------------------------------

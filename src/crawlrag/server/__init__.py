@@ -1,0 +1,5 @@
+"""The MCP server: tools (app, search_tools, crawl_tools), crawl jobs, the shared runtime, HTTP routes, CLI commands.
+
+`runtime.ServerRuntime` holds what one process shares; `app.build_mcp_server` puts the tools on an SDK
+`MCPServer`; `http.build_http_app` serves it over Streamable HTTP; `serve` runs stdio or HTTP.
+"""

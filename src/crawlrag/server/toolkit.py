@@ -1,0 +1,90 @@
+"""How every tool answers: one JSON object with `success`, and `error` with a readable reason on failure.
+
+The object is both the structured result and (as JSON text) the text content, for clients that read only text.
+Failures set `isError`, so a model sees them as failed calls. Crawled text only ever appears inside data fields
+(`results[].content`, `code`, `summary`); tool-level fields (`error`, `message`) are written by crawlrag.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+
+from crawlrag.crawl import CrawlInputError
+from crawlrag.embeddings import EmbeddingError
+from crawlrag.search import SearchInputError
+from crawlrag.server.arguments import ArgumentError
+from crawlrag.server.jobs import JobError
+from crawlrag.server.runtime import NotStartedError, ServerRuntime
+from crawlrag.store import StoreError
+
+log = logging.getLogger(__name__)
+
+# The return annotation of every tool: the SDK publishes `dict[str, Any]` as the output schema and validates the
+# structured content of successful results against it, while the tool keeps control of `isError`.
+ToolResult = Annotated[CallToolResult, dict[str, Any]]
+ToolFunction = Callable[..., Awaitable[CallToolResult]]
+
+# Errors whose message is written for the person calling the tool.
+_EXPECTED = (ArgumentError, SearchInputError, CrawlInputError, JobError, StoreError, EmbeddingError, NotStartedError)
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+# Crawls write to the store and reach out to the web; re-running one leaves the same state (pages are replaced).
+CRAWLS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
+JOB_CONTROL = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+
+
+def _result(payload: dict[str, Any], is_error: bool) -> CallToolResult:
+    text = json.dumps(payload, ensure_ascii=False, indent=2, default=str)
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=payload, is_error=is_error)
+
+
+def ok(**fields: Any) -> CallToolResult:
+    return _result({"success": True, **fields}, is_error=False)
+
+
+def fail(error: str, **fields: Any) -> CallToolResult:
+    return _result({"success": False, "error": error, **fields}, is_error=True)
+
+
+def add_tool(
+    mcp: MCPServer[Any], runtime: ServerRuntime, *, title: str, annotations: ToolAnnotations
+) -> Callable[[ToolFunction], ToolFunction]:
+    """Register a tool with metrics and with expected errors turned into `fail(...)` results."""
+
+    def register(fn: ToolFunction) -> ToolFunction:
+        name = fn.__name__
+
+        # functools.wraps keeps the signature and docstring the SDK builds the tool's schema from.
+        @functools.wraps(fn)
+        async def call(*args: Any, **kwargs: Any) -> CallToolResult:
+            started = time.perf_counter()
+            outcome = "cancelled"
+            try:
+                result = await fn(*args, **kwargs)
+                outcome = "error" if result.is_error else "success"
+                return result
+            except _EXPECTED as exc:
+                outcome = "error"
+                return fail(str(exc))
+            except Exception:
+                outcome = "exception"
+                log.exception("tool %s failed", name)
+                return fail(f"{name} failed unexpectedly; the server log has the details")
+            finally:
+                if runtime.started:
+                    runtime.metrics.tool_call(name, outcome, time.perf_counter() - started)
+
+        description = inspect.cleandoc(fn.__doc__ or "")
+        mcp.add_tool(call, name=name, title=title, description=description, annotations=annotations)
+        return fn
+
+    return register
