@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 
 from crawlrag.config import Settings
 from crawlrag.embeddings import Embedder, build_embedder
+from crawlrag.embeddings.instrumented import InstrumentedEmbedder
 from crawlrag.rerank import Reranker, build_reranker
 from crawlrag.search import SearchService
 from crawlrag.store import Store, open_store
@@ -23,11 +24,19 @@ class AppContext:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     @classmethod
-    def create(cls, settings: Settings, registry: CollectorRegistry | None = None) -> AppContext:
+    def create(
+        cls,
+        settings: Settings,
+        registry: CollectorRegistry | None = None,
+        *,
+        embedder: Embedder | None = None,
+        reranker: Reranker | None = None,
+    ) -> AppContext:
+        """Build the shared objects; tests pass an already loaded embedder or a stand-in reranker."""
         registry = registry or CollectorRegistry()
         store = open_store(settings)
-        embedder = build_embedder(settings)
-        reranker = build_reranker(settings, registry)
+        embedder = InstrumentedEmbedder(embedder or build_embedder(settings), registry)
+        reranker = reranker or build_reranker(settings, registry)
         return cls(settings, store, embedder, reranker, SearchService(settings, store, embedder, reranker), registry)
 
     def close(self) -> None:

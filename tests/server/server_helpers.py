@@ -14,14 +14,11 @@ import anyio
 import httpx
 from mcp import Client
 from mcp_types import CallToolResult
-from prometheus_client import CollectorRegistry
 
 from crawlrag.config import Settings
 from crawlrag.context import AppContext
 from crawlrag.embeddings import Embedder
-from crawlrag.rerank import Reranker, build_reranker
-from crawlrag.search import SearchService
-from crawlrag.store import open_store
+from crawlrag.rerank import Reranker
 
 
 class FakeReranker:
@@ -54,11 +51,7 @@ class FakeReranker:
 
 def make_context(settings: Settings, embedder: Embedder, reranker: Reranker | None = None) -> AppContext:
     """An AppContext like `AppContext.create`, but with the test session's already loaded embedder."""
-    registry = CollectorRegistry()
-    store = open_store(settings)
-    if reranker is None:
-        reranker = build_reranker(settings, registry)
-    return AppContext(settings, store, embedder, reranker, SearchService(settings, store, embedder, reranker), registry)
+    return AppContext.create(settings, embedder=embedder, reranker=reranker)
 
 
 def data(result: CallToolResult) -> dict[str, Any]:

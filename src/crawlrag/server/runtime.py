@@ -18,8 +18,9 @@ import anyio
 from crawlrag.config import Settings
 from crawlrag.context import AppContext
 from crawlrag.crawl import Crawler
+from crawlrag.embeddings import Embedder
 from crawlrag.server.jobs import JobManager
-from crawlrag.server.metrics import ServerMetrics, TimedEmbedder
+from crawlrag.server.metrics import ServerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +123,7 @@ class ServerRuntime:
             stack.callback(context.close)
         metrics = ServerMetrics(context.registry)
         stack.callback(metrics.unregister)
-        # Embedding latency is measured by wrapping the embedder; search and crawls must both use the wrapper.
-        embedder = TimedEmbedder(context.embedder, metrics)
-        context.search.embedder, original = embedder, context.search.embedder
-        stack.callback(setattr, context.search, "embedder", original)
+        embedder = context.embedder
         self._metrics = metrics
 
         crawler = self._crawler_factory(self.settings)
@@ -175,7 +173,7 @@ class ServerRuntime:
     def _clear(self) -> None:
         self._context = self._crawler = self._jobs = None
 
-    async def _load_embedder(self, embedder: TimedEmbedder) -> None:
+    async def _load_embedder(self, embedder: Embedder) -> None:
         assert self._embedder_ready is not None
         try:
             # abandon_on_cancel: a shutdown during the load must not wait for the model to finish loading.
