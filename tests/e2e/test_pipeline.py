@@ -92,7 +92,7 @@ async def test_crawl_index_recrawl_and_search(
 
 
 def test_cli_crawl_search_sources(site: tuple[SiteInfo, str], tmp_path: Path) -> None:
-    info, base = site
+    _, base = site
     env = {
         "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
         "ALLOW_PRIVATE_NETWORK": "true",

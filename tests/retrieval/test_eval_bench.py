@@ -62,7 +62,9 @@ QUERIES = [
 ]
 
 
-def test_benchmark_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_benchmark_end_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     for name, body in CORPUS.items():
@@ -71,7 +73,16 @@ def test_benchmark_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     queries.write_text("\n".join(json.dumps(q) for q in QUERIES))
     monkeypatch.setenv("BROWSER", "never")
     db = tmp_path / "bench.db"
-    args = ["--docs", str(docs), "--queries", str(queries), "--db", str(db), "--modes", "vector,keyword,hybrid,upstream"]
+    args = [
+        "--docs",
+        str(docs),
+        "--queries",
+        str(queries),
+        "--db",
+        str(db),
+        "--modes",
+        "vector,keyword,hybrid,upstream",
+    ]
     output = bench.main([*args, "--json"])
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(json.dumps(output))

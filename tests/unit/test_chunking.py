@@ -1,9 +1,8 @@
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import pytest
 
 from crawlrag.chunking import chunk_markdown, link_density, parse_blocks
 
