@@ -77,6 +77,8 @@ install_pgvector() {
     local dsc
     dsc=$(find "$work" -maxdepth 1 -name 'pgvector_*.dsc' | head -n 1)
     [ -n "$dsc" ] || die "apt-get source did not download pgvector"
+    # dpkg-source warns that it cannot check the uploader's signature on the .dsc; the files' integrity comes
+    # from the signed trixie Release file, whose hashes apt-get source has already verified.
     (cd "$work" && dpkg-source -q -x "$dsc" src >&2)
     log "building pgvector ($(basename "$dsc" .dsc)) for PostgreSQL $PG_MAJOR"
     # OPTFLAGS="" drops -march=native, so the library also runs on other CPUs than the build machine's.

@@ -23,7 +23,7 @@ from crawlrag.indexer import Indexer, IndexProgress, IndexReport
 from crawlrag.models import SearchHit
 from crawlrag.search import SearchInputError, SearchMode
 from crawlrag.server.commands import health, serve
-from crawlrag.store import StoreError
+from crawlrag.store import StoreError, migrate_store
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Crawl documentation sites and search them.")
 # stdout carries only results (and, when serving over stdio, only MCP protocol traffic); everything else is stderr.
@@ -187,6 +187,21 @@ def sources(json_output: Annotated[bool, typer.Option("--json", help="Print JSON
 
 app.command()(serve)
 app.command()(health)
+
+db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Create or upgrade the schema of the store DATABASE_URL names (also done automatically on start)."""
+    settings = _settings()
+    try:
+        version = migrate_store(settings)
+    except StoreError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    err.print(f"schema is up to date (version {version})")
 
 
 def main() -> None:

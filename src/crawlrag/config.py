@@ -59,6 +59,9 @@ class Settings(BaseSettings):
 
     # --- storage ------------------------------------------------------------------------------------------------
     database_url: str = Field(default_factory=default_database_url)
+    pg_pool_min_size: int = Field(1, ge=0, le=100)
+    pg_pool_max_size: int = Field(10, ge=1, le=1000)
+    pg_hnsw_ef_search: int = Field(100, ge=1, le=1000)
 
     # --- crawling -----------------------------------------------------------------------------------------------
     allow_private_network: bool = False

@@ -281,10 +281,14 @@ async def test_private_network_is_refused_unless_allowed(site: ServedSite, crawl
             await crawl_all(crawler, CrawlRequest(site.url("/")))
         with pytest.raises(BlockedURLError, match="non-public address"):
             await crawl_all(crawler, CrawlRequest("http://localhost/"))
-    async with Crawler(crawl_settings(allowed_hosts=["docs.example.com"])) as crawler:
+    # ALLOWED_HOSTS exempts the hosts it lists from the check; it does not exempt others, nor restrict to itself.
+    async with Crawler(crawl_settings(allow_private_network=False, allowed_hosts=["docs.example.com"])) as crawler:
         with pytest.raises(BlockedURLError, match="ALLOWED_HOSTS"):
             await crawl_all(crawler, CrawlRequest(site.url("/")))
     assert not site.hits
+    async with Crawler(crawl_settings(allow_private_network=False, allowed_hosts=["127.0.0.1"])) as crawler:
+        results = await crawl_all(crawler, CrawlRequest(site.url("/"), max_depth=0))
+    assert [type(result).__name__ for result in results] == ["Page"]
 
 
 async def test_bad_requests_are_rejected(crawl_settings: SettingsFactory) -> None:

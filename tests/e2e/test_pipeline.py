@@ -32,9 +32,15 @@ async def index(settings: Settings, store: Store, embedder: LocalEmbedder, url: 
         return await Indexer(settings, store, embedder, crawler).run(CrawlRequest(url=url, **options))
 
 
-def invariants(db: Path) -> None:
-    """Every page's chunks are complete and indexed exactly once, in FTS and in the vector blobs."""
-    conn = sqlite3.connect(db)
+def stored_urls(store: Store, candidates: set[str]) -> set[str]:
+    return {url for url in candidates if store.get_page(url) is not None}
+
+
+def invariants(settings: Settings) -> None:
+    """Every page's chunks are complete and indexed exactly once, in FTS and in the vector blobs (SQLite)."""
+    if settings.sqlite_path is None:
+        return
+    conn = sqlite3.connect(settings.sqlite_path)
     for page_id, chunk_count in conn.execute("SELECT id, chunk_count FROM pages"):
         indexes = [row[0] for row in conn.execute("SELECT chunk_index FROM chunks WHERE page_id = ?", (page_id,))]
         assert sorted(indexes) == list(range(chunk_count))
@@ -44,16 +50,16 @@ def invariants(db: Path) -> None:
 
 
 async def test_crawl_index_recrawl_and_search(
-    site: tuple[SiteInfo, str], make_settings: Callable[..., Settings], embedder: LocalEmbedder
+    site: tuple[SiteInfo, str], make_settings: Callable[..., Settings], embedder: LocalEmbedder, database_url: str
 ) -> None:
     info, base = site
-    settings = make_settings(browser="auto", use_agentic_rag=True)
+    settings = make_settings(browser="auto", use_agentic_rag=True, database_url=database_url)
     store = open_store(settings)
-    db = settings.sqlite_path
-    assert db is not None
 
     first = await index(settings, store, embedder, base + "/", max_depth=3)
-    stored = {row[0] for row in sqlite3.connect(db).execute("SELECT url FROM pages")}
+    every_path = {*info.html_pages, info.js_page, info.text_file, *info.private_pages}
+    stored = stored_urls(store, {base + path for path in every_path})
+    assert store.stats()["pages"] == len(stored)
     expected = {base + path for path in info.within_depth(3) if path in info.html_pages}
     expected -= {base + path for path in info.private_pages}
     assert expected <= stored
@@ -61,9 +67,9 @@ async def test_crawl_index_recrawl_and_search(
     assert not any(base + path in stored for path in info.private_pages)  # robots.txt
     assert any(f.url == base + info.missing_page and "404" in f.reason for f in first.failures)
     assert first.progress.chunks_stored > 0
-    invariants(db)
+    invariants(settings)
 
-    contents = " ".join(row[0] for row in sqlite3.connect(db).execute("SELECT content FROM chunks"))
+    contents = " ".join(store.page_markdown(url) or "" for url in stored)
     assert JS_MARKER in contents
     assert NAV_MARKER not in contents and FOOTER_MARKER not in contents
 
@@ -73,19 +79,19 @@ async def test_crawl_index_recrawl_and_search(
     assert source.pages == len(stored) and source.chunks == first.progress.chunks_stored
 
     # A second crawl stores nothing new: unchanged pages are recognised, nothing is embedded again.
-    chunk_rows = sqlite3.connect(db).execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+    chunk_rows = store.stats()["chunks"]
     second = await index(settings, store, embedder, base + "/", max_depth=3)
     assert second.progress.stored == 0 and second.progress.chunks_embedded == 0
     assert second.progress.unchanged == len(stored)
-    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM chunks").fetchone()[0] == chunk_rows
-    invariants(db)
+    assert store.stats()["chunks"] == chunk_rows
+    invariants(settings)
 
     # A changed page replaces its chunks: the old text is gone, the new one is found.
     page = info.root / "api" / "server.html"
     page.write_text(page.read_text().replace("</main>", "<p>Brand new zebra-stripes section.</p></main>"))
     third = await index(settings, store, embedder, base + "/", max_depth=3)
     assert third.progress.stored == 1
-    invariants(db)
+    invariants(settings)
     results = (await SearchService(settings, store, embedder, None).search("zebra stripes")).results
     assert results[0].url == base + "/api/server.html"
     store.close()
@@ -114,6 +120,9 @@ def test_cli_crawl_search_sources(site: tuple[SiteInfo, str], tmp_path: Path) ->
     listed = runner.invoke(app, ["sources", "--json"], env=env)
     [source] = json.loads(listed.stdout)["sources"]
     assert source["pages"] == report["pages_stored"]
+
+    migrated = runner.invoke(app, ["db", "migrate"], env=env)
+    assert migrated.exit_code == 0 and "up to date" in migrated.output
 
     bad = runner.invoke(app, ["crawl", "file:///etc/passwd"], env=env)
     assert bad.exit_code != 0 and "http" in bad.output.lower()

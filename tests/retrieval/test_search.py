@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -80,8 +80,10 @@ class FakeReranker:
 
 
 @pytest.fixture
-def service(make_settings: Callable[..., Settings], embedder: LocalEmbedder) -> SearchService:
-    settings = make_settings(use_agentic_rag=True, code_min_chars=100)
+def service(
+    make_settings: Callable[..., Settings], embedder: LocalEmbedder, database_url: str
+) -> Iterator[SearchService]:
+    settings = make_settings(use_agentic_rag=True, code_min_chars=100, database_url=database_url)
     store = open_store(settings)
     store.ensure_source("docs.test", embedder.model_name, embedder.dimension)
     for url, (title, markdown) in PAGES.items():
@@ -98,7 +100,8 @@ def service(make_settings: Callable[..., Settings], embedder: LocalEmbedder) -> 
                 embedder.embed_documents([f"{e.summary}\n\n{e.code}" for e in examples]),
             )
         )
-    return SearchService(settings, store, embedder, None)
+    yield SearchService(settings, store, embedder, None)
+    store.close()
 
 
 async def test_hybrid_finds_the_right_page(service: SearchService) -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 
-import platformdirs
+from crawlrag.crawl.workdir import crawl4ai_directory
 
 # crawl4ai creates ~/.crawl4ai (and a SQLite cache in it) at import time unless this is set before the import.
-os.environ.setdefault("CRAWL4_AI_BASE_DIRECTORY", platformdirs.user_cache_dir("crawlrag", appauthor=False))
+if "CRAWL4_AI_BASE_DIRECTORY" not in os.environ:
+    os.environ["CRAWL4_AI_BASE_DIRECTORY"] = crawl4ai_directory()
 
 from crawlrag.crawl.crawler import Crawler, CrawlResult, ValidatorLookup
 from crawlrag.crawl.guard import BlockedURLError

@@ -5,6 +5,13 @@ else `CHROMIUM_PATH` or the system `chromium`) in its own process group with a t
 crawl4ai drive it over CDP. Owning the process is what makes cleanup certain: `close()` kills the whole group,
 and a finaliser does the same if the renderer is dropped without being closed. The browser starts on first
 use only; most documentation sites never need it.
+
+Chromium never fetches a crawl target itself: every request of a page (the document, its scripts, styles, XHRs,
+frames) is intercepted and answered with a GET through the crawler's `HttpClient`, so the private-network check,
+address pinning, redirect checks and size limit apply to the browser exactly as to plain fetches. Other methods
+and WebSockets are refused. What Playwright cannot intercept is switched off in every page before its scripts
+run: service workers (their requests bypass interception), WebRTC and WebTransport (not HTTP). See
+docs/security.md for what remains.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -29,6 +37,8 @@ from crawl4ai.async_crawler_strategy import AsyncPlaywrightCrawlerStrategy
 from crawl4ai.async_logger import AsyncLoggerBase
 
 from crawlrag.config import Settings
+from crawlrag.crawl.guard import NetworkPolicy
+from crawlrag.crawl.http import FetchError, HttpClient
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +49,7 @@ _CHROMIUM_FLAGS = (
     "--disable-gpu",
     "--disable-dev-shm-usage",
     "--disable-quic",
+    "--dns-prefetch-disable",  # no lookups of names the guard never saw
     "--no-first-run",
     "--no-default-browser-check",
     "--disable-background-networking",
@@ -55,6 +66,18 @@ _PLAYWRIGHT_EXECUTABLES = (
 _STARTUP_SECONDS = 20.0
 _MAX_PARALLEL_PAGES = 4
 _MAX_RESTARTS = 2  # after a crash; a browser that keeps dying is left dead and its pages fail
+# Request headers of the browser worth keeping when its request is made by the crawler's client instead.
+_FORWARDED_REQUEST_HEADERS = ("accept", "accept-language", "cookie")
+# Response headers that describe the bytes on the wire, which the client has already decoded.
+_DROPPED_RESPONSE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding", "connection"})
+_ANY_URL = re.compile(r".*")
+# Runs before any script of every document: removes the APIs whose network traffic Playwright cannot route.
+_DISABLE_UNROUTABLE_APIS = """
+for (const [owner, name] of [[Navigator.prototype, "serviceWorker"], [globalThis, "RTCPeerConnection"],
+    [globalThis, "webkitRTCPeerConnection"], [globalThis, "RTCDataChannel"], [globalThis, "WebTransport"]]) {
+  try { delete owner[name]; } catch (error) {}
+}
+"""
 
 
 class BrowserUnavailableError(RuntimeError):
@@ -103,10 +126,16 @@ class _LoggingBridge(AsyncLoggerBase):
 
 
 class BrowserRenderer:
-    """Renders pages in Chromium. Start is lazy and happens once; `close()` must be awaited."""
+    """Renders pages in Chromium. Start is lazy and happens once; `close()` must be awaited.
 
-    def __init__(self, settings: Settings) -> None:
+    `http` is the client the browser's requests go through; without one the renderer makes its own (with a
+    `NetworkPolicy` from `settings`) when the browser first asks, and closes it on `close()`.
+    """
+
+    def __init__(self, settings: Settings, http: HttpClient | None = None) -> None:
         self._settings = settings
+        self._http = http
+        self._owned_http: HttpClient | None = None
         self._lock = asyncio.Lock()
         self._pages = asyncio.Semaphore(min(_MAX_PARALLEL_PAGES, settings.max_concurrent))
         self._process: subprocess.Popen[bytes] | None = None
@@ -150,6 +179,9 @@ class BrowserRenderer:
             self._finalizer = None
         self._process = None
         self._profile = None
+        owned, self._owned_http = self._owned_http, None
+        if owned is not None:
+            await owned.__aexit__(None, None, None)
 
     async def _ensure_started(self) -> AsyncPlaywrightCrawlerStrategy:
         async with self._lock:
@@ -186,6 +218,7 @@ class BrowserRenderer:
                 verbose=False,
             )
             strategy = AsyncPlaywrightCrawlerStrategy(browser_config=browser_config, logger=_LoggingBridge())
+            strategy.set_hook("on_page_context_created", self._guard_context)
             try:
                 await strategy.start()
             except Exception as exc:
@@ -199,6 +232,44 @@ class BrowserRenderer:
             f"{detail}. Install Chromium (e.g. `apt install chromium` or `playwright install chromium`) "
             "or set CHROMIUM_PATH"
         )
+
+    async def _guard_context(self, page: Any, context: Any = None, **kwargs: Any) -> Any:
+        """Route every request of the context through `_fetch_for_browser` (once per context; crawl4ai reuses them)."""
+        if context is not None and not getattr(context, "_crawlrag_guarded", False):
+            await context.add_init_script(_DISABLE_UNROUTABLE_APIS)
+            await context.route("**/*", self._fetch_for_browser)
+            await context.route_web_socket(_ANY_URL, _refuse_websocket)
+            context._crawlrag_guarded = True
+        return page
+
+    async def _fetch_for_browser(self, route: Any) -> None:
+        request = route.request
+        try:
+            if request.method != "GET":
+                # Rendering reads pages; it has no business sending forms or API writes anywhere.
+                await route.abort("blockedbyclient")
+                return
+            headers = await request.all_headers()
+            forwarded = {name: headers[name] for name in _FORWARDED_REQUEST_HEADERS if name in headers}
+            try:
+                response = await (await self._client()).get(request.url, headers=forwarded)
+            except FetchError as exc:
+                log.debug("browser request for %s refused or failed: %s", request.url, exc)
+                await route.abort("blockedbyclient")
+                return
+            kept = {k: v for k, v in response.headers.items() if k not in _DROPPED_RESPONSE_HEADERS}
+            await route.fulfill(status=response.status, headers=kept, body=response.body)
+        except Exception as exc:  # the page closed or navigated away meanwhile: nothing is waiting for the answer
+            log.debug("could not answer the browser's request for %s: %s", request.url, exc)
+
+    async def _client(self) -> HttpClient:
+        if self._http is not None:
+            return self._http
+        if self._owned_http is None:
+            owned = HttpClient(self._settings, NetworkPolicy(self._settings))
+            await owned.__aenter__()
+            self._owned_http = owned
+        return self._owned_http
 
     async def _launch(self, executable: str) -> str:
         profile = Path(tempfile.mkdtemp(prefix="crawlrag-chromium-"))
@@ -232,6 +303,11 @@ class BrowserRenderer:
         await self.close()
         status = "exited" if process.poll() is not None else f"did not start within {_STARTUP_SECONDS:g}s"
         raise BrowserUnavailableError(f"{status}{': ' + tail if tail else ''}")
+
+
+async def _refuse_websocket(websocket: Any) -> None:
+    """Never connect a page's WebSocket to a server: the private-network check cannot see inside them."""
+    await websocket.close(code=1008, reason="WebSockets are disabled while crawling")
 
 
 def _candidate_executables(settings: Settings) -> list[str]:

@@ -9,7 +9,8 @@ What the start URL is decides the crawl:
 
 At most `max_concurrent` fetches run at once and results are yielded as they complete. A fetch is only started
 while `pages stored + fetches in flight < max_pages`, so the crawl never downloads pages it would have to
-throw away. Closing or cancelling the iterator cancels the fetches in flight.
+throw away. Closing or cancelling the iterator cancels the fetches in flight. A crawl that runs longer than
+CRAWL_TIMEOUT_SECONDS stops: fetches in flight are cancelled and every URL not done is reported as skipped.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import TypeAlias
 from crawlrag.config import Settings
 from crawlrag.crawl.browser import BrowserRenderer
 from crawlrag.crawl.fetcher import FetchedDocument, Fetcher, FetchOutcome
-from crawlrag.crawl.guard import NetworkPolicy
+from crawlrag.crawl.guard import NetworkPolicy, Resolver
 from crawlrag.crawl.http import FetchError, HttpClient
 from crawlrag.crawl.results import CrawlProgress, CrawlRequest, PageFailure, PageSkipped
 from crawlrag.crawl.robots import RobotsRules
@@ -36,17 +37,26 @@ from crawlrag.models import Page
 
 log = logging.getLogger(__name__)
 
+# At most this many URLs per page of MAX_PAGES are queued in one crawl. MAX_PAGES counts stored pages, so without
+# this bound a site of failing or empty pages that each link to hundreds of new ones would grow the queue (and
+# the fetches) until the crawl's time limit.
+URL_BUDGET_PER_PAGE = 10
+MIN_URL_BUDGET = 100
+
 Validators: TypeAlias = tuple[str | None, str | None]
 ValidatorLookup: TypeAlias = Callable[[str], Validators | None]
 CrawlResult: TypeAlias = Page | PageFailure | PageSkipped
 
 
 class Crawler:
-    """Fetches sites into `Page`s. Use `async with Crawler(settings) as crawler:`; it can run many crawls."""
+    """Fetches sites into `Page`s. Use `async with Crawler(settings) as crawler:`; it can run many crawls.
 
-    def __init__(self, settings: Settings) -> None:
+    `resolver` replaces the system's DNS lookups (tests point public-looking names at 127.0.0.1 with it).
+    """
+
+    def __init__(self, settings: Settings, *, resolver: Resolver | None = None) -> None:
         self._settings = settings
-        self._policy = NetworkPolicy(settings)
+        self._policy = NetworkPolicy(settings, resolver=resolver)
         self._http: HttpClient | None = None
         self._renderer: BrowserRenderer | None = None
         self._fetcher: Fetcher | None = None
@@ -55,7 +65,7 @@ class Crawler:
         http = HttpClient(self._settings, self._policy)
         await http.__aenter__()
         self._http = http
-        self._renderer = BrowserRenderer(self._settings)
+        self._renderer = BrowserRenderer(self._settings, http)
         self._fetcher = Fetcher(self._settings, http, self._renderer)
         return self
 
@@ -89,9 +99,7 @@ class Crawler:
         start = normalize_url(request.url)
         await self._policy.check(start)
         robots = RobotsRules(self._http, self._settings.user_agent, enabled=self._settings.respect_robots_txt)
-        run = _CrawlRun(
-            self._settings, self._http, self._fetcher, robots, self._policy, request, start, validators, on_progress
-        )
+        run = _CrawlRun(self._settings, self._http, self._fetcher, robots, request, start, validators, on_progress)
         async with aclosing(run.results()) as results:
             async for result in results:
                 yield result
@@ -113,7 +121,6 @@ class _CrawlRun:
         http: HttpClient,
         fetcher: Fetcher,
         robots: RobotsRules,
-        policy: NetworkPolicy,
         request: CrawlRequest,
         start: str,
         validators: ValidatorLookup | None,
@@ -125,7 +132,6 @@ class _CrawlRun:
         self._http = http
         self._fetcher = fetcher
         self._robots = robots
-        self._policy = policy
         self._request = request
         self._start = start
         self._source_id = source_id_for(start)
@@ -135,22 +141,50 @@ class _CrawlRun:
         self._frontier: deque[_Item] = deque()
         self._pending: dict[asyncio.Task[FetchOutcome], tuple[_Item, Validators | None]] = {}
         self._pages = self._failed = self._skipped = 0
+        self._url_budget = max(URL_BUDGET_PER_PAGE * request.max_pages, MIN_URL_BUDGET)
+        self._over_budget = False
 
     async def results(self) -> AsyncGenerator[CrawlResult, None]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.crawl_timeout_seconds
         try:
-            for result in await self._seed():
+            try:
+                async with asyncio.timeout_at(deadline):
+                    seeded = await self._seed()
+            except TimeoutError:
+                yield self._counted(PageFailure(self._start, self._time_limit_reason()))
+                return
+            for result in seeded:
                 yield self._counted(result)
             while True:
+                if loop.time() >= deadline:
+                    for result in await self._expire():
+                        yield self._counted(result)
+                    break
                 self._dispatch()
                 if not self._pending:
                     break
-                done, _ = await asyncio.wait(self._pending, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    self._pending, timeout=max(0.0, deadline - loop.time()), return_when=asyncio.FIRST_COMPLETED
+                )
                 for task in done:
                     item, sent_validators = self._pending.pop(task)
                     for result in self._handle(item, sent_validators, task.result()):
                         yield self._counted(result)
         finally:
             await self._cancel_pending()
+
+    def _time_limit_reason(self) -> str:
+        return f"crawl time limit reached (CRAWL_TIMEOUT_SECONDS={self._settings.crawl_timeout_seconds:g})"
+
+    async def _expire(self) -> list[CrawlResult]:
+        """Stop at the crawl deadline: cancel what is in flight and report it, and what waits, as skipped."""
+        in_flight = [item for item, _ in self._pending.values()]
+        await self._cancel_pending()
+        waiting = [item for item in self._frontier if item.url not in self._claimed]
+        self._frontier.clear()
+        reason = self._time_limit_reason()
+        return [PageSkipped(item.url, reason) for item in (*in_flight, *waiting)]
 
     async def _seed(self) -> list[CrawlResult]:
         start, request = self._start, self._request
@@ -163,6 +197,7 @@ class _CrawlRun:
                     start,
                     max_urls=self._settings.max_sitemap_urls,
                     max_bytes=self._settings.max_response_bytes,
+                    max_depth=self._settings.max_sitemap_depth,
                 )
             except NotASitemapError:
                 log.info("%s is not a sitemap; crawling it as a page", start)
@@ -180,8 +215,13 @@ class _CrawlRun:
     def _discover(self, url: str, depth: int, limit: int, *, report_other_site: bool = False) -> PageSkipped | None:
         if url in self._seen:
             return None
-        if site_key(url) not in self._sites or not self._policy.host_allowed(url):
+        if site_key(url) not in self._sites:
             return PageSkipped(url, "different site") if report_other_site else None
+        if len(self._seen) >= self._url_budget:
+            if not self._over_budget:
+                self._over_budget = True
+                log.warning("crawl of %s: not queueing more than %d URLs", self._start, self._url_budget)
+            return None
         self._seen.add(url)
         if not passes_filters(url, self._request.include, self._request.exclude):
             return PageSkipped(url, "excluded")

@@ -34,6 +34,9 @@ _WORD = re.compile(r"[^\W_]{2,}")
 _MIN_WORDS_WITHOUT_RENDERING = 5
 _MAX_TITLE_CHARS = 120
 _GENERATOR_ERRORS = ("Error in markdown generation:", "Error converting HTML to markdown:")
+# Control characters (NUL, terminal escape sequences, C1) have no place in indexed text and can hide or rewrite
+# what a terminal shows; Unicode "tag" characters are invisible and a known way to smuggle instructions to models.
+_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\U000e0000-\U000e007f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +78,21 @@ def extract_html(html: str, url: str) -> Extracted:
     markdown = result.raw_markdown
     if markdown.startswith(_GENERATOR_ERRORS):
         raise ExtractionError(markdown[:300])
-    return Extracted(title=title, markdown=_tidy(markdown), links=links)
+    return Extracted(title=clean_text(title), markdown=_tidy(clean_text(markdown)), links=links)
 
 
 def extract_text(text: str, url: str) -> Extracted:
     """A text or markdown file is stored as it is; its links are the markdown links and bare URLs in it."""
-    text = text.lstrip("\ufeff")
+    text = clean_text(text.lstrip("\ufeff"))
     found = [match.group(1) for match in _MARKDOWN_LINK.finditer(text)]
     found += [match.group(0).rstrip(".,;:!?*_") for match in _BARE_URL.finditer(text)]
     links = tuple(dict.fromkeys(link for raw in found if (link := try_normalize_url(raw, url)) is not None))
     return Extracted(title=_text_title(text, url), markdown=text.strip(), links=links)
+
+
+def clean_text(text: str) -> str:
+    """`text` without control characters (tabs and line breaks stay) and invisible Unicode tag characters."""
+    return _INVISIBLE.sub("", text)
 
 
 def needs_rendering(html: str, markdown: str) -> bool:

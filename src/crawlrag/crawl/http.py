@@ -1,5 +1,10 @@
 """The crawler's HTTP client: one GET with redirects checked hop by hop, a size cap and an overall deadline.
 
+Connections go to addresses the `NetworkPolicy` vetted (`PinnedBackend`), so a DNS answer that changes between
+the check and the connection cannot redirect a request to a private address. Bodies are decompressed here, not
+by httpx: httpx inflates each network chunk without an output limit (a 64 KiB gzip chunk can become 64 MiB, and
+brotli far more), while `_BoundedDecoder` never produces more than MAX_RESPONSE_BYTES.
+
 crawl4ai's `AsyncHTTPCrawlerStrategy` (0.9.5) was the first choice, but it reads whole bodies without a limit,
 raises on every non-2xx status (304 included) so status codes and headers of failures are lost, saves every
 non-HTML response under ~/.crawl4ai/downloads, and follows redirects without letting us check each hop against
@@ -11,10 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+import re
+import zlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
+import httpcore
 import httpx
 
 from crawlrag.config import Settings
@@ -25,6 +33,10 @@ log = logging.getLogger(__name__)
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _ACCEPT = "text/html,application/xhtml+xml,text/markdown;q=0.9,text/plain;q=0.9,application/xml;q=0.8,*/*;q=0.5"
+# Only what `_BoundedDecoder` can inflate with an output limit; a server that sends anything else is refused.
+_ACCEPT_ENCODING = "gzip, deflate"
+_MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
+_MAX_CONNECTIONS = 100
 
 
 class FetchError(Exception):
@@ -47,17 +59,27 @@ class HttpResponse:
 class HttpClient:
     """Use as `async with HttpClient(settings, policy) as http:`; one client serves a whole crawl."""
 
-    def __init__(self, settings: Settings, policy: NetworkPolicy) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        policy: NetworkPolicy,
+        *,
+        network_backend: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
+        """`network_backend` makes the connections to vetted addresses (default: anyio's TCP sockets)."""
         self._settings = settings
         self._policy = policy
+        self._network_backend = network_backend
         self._client: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> HttpClient:
         self._client = httpx.AsyncClient(
             follow_redirects=False,
             timeout=httpx.Timeout(self._settings.request_timeout_seconds),
-            headers={"User-Agent": self._settings.user_agent, "Accept": _ACCEPT},
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            headers={"User-Agent": self._settings.user_agent, "Accept": _ACCEPT, "Accept-Encoding": _ACCEPT_ENCODING},
+            transport=_pinned_transport(PinnedBackend(self._policy, self._network_backend)),
+            # Proxies from the environment are not used: a proxy would resolve names itself, past the pin.
+            trust_env=False,
         )
         return self
 
@@ -92,6 +114,8 @@ class HttpClient:
             raise FetchError(f"timed out after {timeout:g}s") from None
         except httpx.HTTPError as exc:
             raise FetchError(_describe(exc)) from None
+        except BlockedURLError as exc:  # raised by PinnedBackend when the connection-time check refuses
+            raise FetchError(str(exc)) from None
 
     async def _get(
         self, url: str, headers: dict[str, str], want_body: Callable[[HttpResponse], bool], limit: int
@@ -104,8 +128,16 @@ class HttpClient:
                 await self._policy.check(current)
             except BlockedURLError as exc:
                 raise FetchError(str(exc)) from None
-            request = self._client.build_request("GET", current, headers=headers)
-            response = await self._client.send(request, stream=True)
+            try:
+                request = self._client.build_request("GET", current, headers=headers)
+            except httpx.InvalidURL as exc:
+                raise FetchError(f"invalid URL ({exc})") from None
+            try:
+                response = await self._client.send(request, stream=True)
+            except httpx.InvalidURL:
+                # httpx builds the next request of every redirect, even when not following it, and raises
+                # InvalidURL (not an HTTPError) for a malformed Location header.
+                raise FetchError("redirected to a URL that cannot be crawled (malformed Location header)") from None
             try:
                 location = response.headers.get("location")
                 if response.status_code in _REDIRECT_STATUSES and location:
@@ -132,7 +164,7 @@ async def _read(
         url=url,
         status=response.status_code,
         headers=headers,
-        content_type=media_type.strip().lower(),
+        content_type=_media_type(media_type),
         charset=charset,
         body=b"",
     )
@@ -141,13 +173,15 @@ async def _read(
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise FetchError(f"response too large ({int(declared)} bytes, limit is MAX_RESPONSE_BYTES={limit})")
+    decoder = _BoundedDecoder(response.headers.get("content-encoding", ""), limit)
     chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
+    received = 0
+    async for raw in response.aiter_raw():
+        received += len(raw)
+        if received > limit:
             raise FetchError(f"response too large (over MAX_RESPONSE_BYTES={limit} bytes)")
-        chunks.append(chunk)
+        chunks.append(decoder.feed(raw))
+    chunks.append(decoder.finish())
     return HttpResponse(
         url=url,
         status=result.status,
@@ -158,11 +192,125 @@ async def _read(
     )
 
 
+def _media_type(raw: str) -> str:
+    """The media type in lower case; a value that is not one (it is server-controlled text) becomes "invalid"."""
+    media_type = raw.strip().lower()
+    if not media_type:
+        return ""
+    return media_type if _MEDIA_TYPE.match(media_type) else "invalid"
+
+
 def _redirect_target(current: str, location: str) -> str:
     try:
         return normalize_url(location, base=current)
-    except CrawlInputError:
-        raise FetchError(f"redirected to an unsupported URL: {location[:200]}") from None
+    except CrawlInputError as exc:
+        # The reason names the rule; the Location value itself is server-controlled and stays out of it.
+        reason = str(exc).split(": ", 1)[-1][:200]
+        raise FetchError(f"redirected to a URL that cannot be crawled ({reason})") from None
+
+
+class _BoundedDecoder:
+    """Content-Encoding decoding that stops as soon as the output would pass `limit` bytes."""
+
+    def __init__(self, header: str, limit: int) -> None:
+        codings = [part.strip().lower() for part in header.split(",") if part.strip()]
+        codings = [coding for coding in codings if coding != "identity"]
+        if len(codings) > 1:
+            raise FetchError(f"unsupported content encoding {header[:40]!r} (more than one coding)")
+        self._limit = limit
+        self._produced = 0
+        self._raw_deflate_tried = False
+        self._coding = codings[0] if codings else ""
+        if self._coding in ("gzip", "x-gzip"):
+            self._inflater: zlib._Decompress | None = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self._coding == "deflate":
+            self._inflater = zlib.decompressobj()
+        elif not self._coding:
+            self._inflater = None
+        else:
+            raise FetchError(f"unsupported content encoding {self._coding[:40]!r} (crawlrag accepts gzip and deflate)")
+
+    def feed(self, data: bytes) -> bytes:
+        if self._inflater is None:
+            return self._count(data)
+        try:
+            # max_length: never more than one byte past the limit, however well the input compresses.
+            output = self._inflater.decompress(data, self._limit - self._produced + 1)
+        except zlib.error as exc:
+            if self._coding == "deflate" and not self._raw_deflate_tried and self._produced == 0:
+                # "deflate" is often sent without its zlib header (raw deflate); httpx accepts both too.
+                self._raw_deflate_tried = True
+                self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+                return self.feed(data)
+            raise FetchError(f"could not decode the {self._coding} response: {exc}") from None
+        return self._count(output)
+
+    def finish(self) -> bytes:
+        if self._inflater is None:
+            return b""
+        return self._count(self._inflater.flush())
+
+    def _count(self, output: bytes) -> bytes:
+        self._produced += len(output)
+        if self._produced > self._limit:
+            raise FetchError(f"response too large (over MAX_RESPONSE_BYTES={self._limit} bytes once decompressed)")
+        return output
+
+
+class PinnedBackend(httpcore.AsyncNetworkBackend):
+    """Opens TCP connections to the addresses the policy vetted for a host, never to a fresh DNS answer."""
+
+    def __init__(self, policy: NetworkPolicy, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+        self._policy = policy
+        self._inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        # httpcore still sends the Host header and TLS server name of the URL; only the address is fixed here.
+        addresses = await self._policy.addresses(host)
+        failure: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None  # `addresses` is never empty
+        raise failure
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("the crawler does not connect to unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def _pinned_transport(backend: PinnedBackend) -> httpx.AsyncHTTPTransport:
+    """httpx's transport with its connection pool rebuilt around `backend`.
+
+    httpx has no public way to pass a network backend; its transport keeps the httpcore pool in `_pool` (since
+    0.18). The assertion makes a future rename fail loudly instead of silently connecting unpinned.
+    """
+    transport = httpx.AsyncHTTPTransport(trust_env=False)
+    assert isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool)
+    transport._pool = httpcore.AsyncConnectionPool(
+        # trust_env here only means SSL_CERT_FILE / SSL_CERT_DIR (custom certificate authorities), not proxies.
+        ssl_context=httpx.create_ssl_context(trust_env=True),
+        max_connections=_MAX_CONNECTIONS,
+        max_keepalive_connections=20,
+        keepalive_expiry=5.0,
+        network_backend=backend,
+    )
+    return transport
 
 
 def _describe(exc: httpx.HTTPError) -> str:

@@ -1,14 +1,16 @@
 """Sitemaps and sitemap indexes (sitemaps.org protocol), plain or gzipped.
 
-Parsing uses defusedxml, so entity expansion ("billion laughs") and external entities are rejected. Every
-limit is explicit: the number of URLs collected (MAX_SITEMAP_URLS), how deep indexes may nest, how many
-sitemap documents one crawl downloads, and the decompressed size of a .xml.gz (MAX_RESPONSE_BYTES).
+Parsing uses defusedxml with DTDs forbidden, so entity expansion ("billion laughs") and external entities are
+rejected. Every limit is explicit: the number of URLs collected (MAX_SITEMAP_URLS), how deep indexes may nest
+(MAX_SITEMAP_DEPTH), how many sitemap documents one crawl downloads or queues (MAX_DOCUMENTS), and the size of
+each document, also once a .xml.gz is decompressed (MAX_RESPONSE_BYTES).
 """
 
 from __future__ import annotations
 
 import logging
 import zlib
+from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 from xml.etree.ElementTree import Element
@@ -21,7 +23,7 @@ from crawlrag.crawl.urls import try_normalize_url
 
 log = logging.getLogger(__name__)
 
-MAX_NESTING = 3  # the protocol allows one level (index -> sitemaps); real sites sometimes use two
+MAX_NESTING = 3  # default of MAX_SITEMAP_DEPTH: the protocol allows one level, real sites sometimes use two
 MAX_DOCUMENTS = 500
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -85,7 +87,15 @@ def parse_sitemap(data: bytes, base_url: str, *, max_bytes: int) -> ParsedSitema
     return ParsedSitemap(kind="urlset" if kind == "urlset" else "sitemapindex", locations=tuple(locations))
 
 
-async def collect_sitemap_urls(http: HttpClient, sitemap_url: str, *, max_urls: int, max_bytes: int) -> list[str]:
+async def collect_sitemap_urls(
+    http: HttpClient,
+    sitemap_url: str,
+    *,
+    max_urls: int,
+    max_bytes: int,
+    max_depth: int = MAX_NESTING,
+    max_documents: int = MAX_DOCUMENTS,
+) -> list[str]:
     """Page URLs reachable from `sitemap_url` through nested indexes, in document order, at most `max_urls`.
 
     Raises `FetchError`/`SitemapError` when the top-level document cannot be used (`NotASitemapError` when it
@@ -93,13 +103,13 @@ async def collect_sitemap_urls(http: HttpClient, sitemap_url: str, *, max_urls: 
     """
     urls: dict[str, None] = {}
     visited: set[str] = set()
-    queue: list[tuple[str, int]] = [(sitemap_url, 0)]
+    queue: deque[tuple[str, int]] = deque([(sitemap_url, 0)])
     while queue and len(urls) < max_urls:
-        current, depth = queue.pop(0)
+        current, depth = queue.popleft()
         if current in visited:
             continue
-        if len(visited) >= MAX_DOCUMENTS:
-            log.warning("stopping at %d sitemap documents for %s", MAX_DOCUMENTS, sitemap_url)
+        if len(visited) >= max_documents:
+            log.warning("stopping at %d sitemap documents for %s", max_documents, sitemap_url)
             break
         visited.add(current)
         try:
@@ -112,10 +122,12 @@ async def collect_sitemap_urls(http: HttpClient, sitemap_url: str, *, max_urls: 
         if parsed.kind == "urlset":
             for url in parsed.locations[: max_urls - len(urls)]:
                 urls[url] = None
-        elif depth + 1 > MAX_NESTING:
-            log.warning("ignoring sitemap index %s: nested deeper than %d levels", current, MAX_NESTING)
+        elif depth + 1 > max_depth:
+            log.warning("ignoring sitemap index %s: nested deeper than %d levels", current, max_depth)
         else:
-            queue.extend((child, depth + 1) for child in parsed.locations)
+            # Queue no more than could ever be fetched: an index may list millions of "sitemaps".
+            room = max(0, max_documents - len(visited) - len(queue))
+            queue.extend((child, depth + 1) for child in parsed.locations[:room])
     return list(urls)[:max_urls]
 
 

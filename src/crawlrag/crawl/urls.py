@@ -13,6 +13,8 @@ from fnmatch import fnmatchcase
 from typing import Literal
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
+from crawlrag.crawl.addresses import AddressSyntaxError, host_ip
+
 UrlKind = Literal["sitemap", "text", "page"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -23,6 +25,9 @@ _QUERY_SAFE = _PATH_SAFE + "?"
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})?")
 _HOST_CHARS = re.compile(r"^[a-z0-9_.-]+$")
 _TEXT_SUFFIXES = (".txt", ".md", ".markdown")
+# The sitemaps protocol's limit, and what the MCP tools accept. Longer links are almost always session junk or
+# an attempt to bloat the index; they are ignored when found in pages and refused when given.
+MAX_URL_CHARS = 2048
 
 
 class CrawlInputError(ValueError):
@@ -33,9 +38,13 @@ def normalize_url(url: str, base: str | None = None) -> str:
     """Return the canonical form of `url` (resolved against `base` when given).
 
     Lower-cases scheme and host, drops default ports, fragments and dot segments, normalises percent escapes
-    and turns an empty path into "/". The query is kept. Raises `CrawlInputError` for anything but http(s).
+    and turns an empty path into "/". A host written as an IPv4 number in any form browsers and the C resolver
+    accept (`2130706433`, `0x7f.1`, `0177.0.0.1`) becomes its dotted-decimal address. The query is kept. Raises
+    `CrawlInputError` for anything but http(s), for credentials in the URL and for URLs over MAX_URL_CHARS.
     """
     raw = url.strip()
+    if len(raw) > 4 * MAX_URL_CHARS:  # refuse before any work; escaping can only make it longer
+        raise CrawlInputError(f"Cannot crawl a URL of {len(raw)} characters: the limit is {MAX_URL_CHARS}")
     if base is not None:
         raw = urljoin(base, raw)
     try:
@@ -57,7 +66,13 @@ def normalize_url(url: str, base: str | None = None) -> str:
     if not path.startswith("/"):
         path = "/" + path
     query = _normalize_escapes(parts.query, _QUERY_SAFE)
-    return urlunsplit((scheme, netloc, path, query, ""))
+    normalized = urlunsplit((scheme, netloc, path, query, ""))
+    if len(normalized) > MAX_URL_CHARS:
+        raise CrawlInputError(
+            f"Cannot crawl {normalized[:80]!r}...: the URL is {len(normalized)} characters long, "
+            f"the limit is {MAX_URL_CHARS}"
+        )
+    return normalized
 
 
 def try_normalize_url(url: str, base: str | None = None) -> str | None:
@@ -116,7 +131,10 @@ def _normalize_host(host: str, original: str) -> str:
     if not host:
         raise CrawlInputError(f"Cannot crawl {original!r}: the URL has no host")
     if ":" in host:  # IPv6 literal; urlsplit already removed the brackets
-        return f"[{host}]"
+        try:
+            return f"[{host_ip(host)}]"
+        except AddressSyntaxError as exc:
+            raise CrawlInputError(f"Cannot crawl {original!r}: {exc}") from None
     host = host.rstrip(".") or host
     if not host.isascii():
         try:
@@ -125,7 +143,11 @@ def _normalize_host(host: str, original: str) -> str:
             raise CrawlInputError(f"Cannot crawl {original!r}: invalid international host name") from None
     if not _HOST_CHARS.match(host):
         raise CrawlInputError(f"Cannot crawl {original!r}: invalid host name {host!r}")
-    return host
+    try:
+        address = host_ip(host)
+    except AddressSyntaxError as exc:
+        raise CrawlInputError(f"Cannot crawl {original!r}: {exc}") from None
+    return host if address is None else str(address)
 
 
 def _normalize_escapes(text: str, safe: str) -> str:

@@ -6,7 +6,8 @@ import re
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 # An identifier is a run of word pieces joined by dots or underscores: os.scandir, PYTHON_DONT_WRITE, a.b_c.
-_IDENTIFIER = re.compile(r"[^\W_]+(?:[._][^\W_]+)+", re.UNICODE)
+# Possessive quantifiers and the look-behind keep this linear: a plain version backtracks quadratically on long words.
+_IDENTIFIER = re.compile(r"(?<![^\W_])[^\W_]++(?:[._][^\W_]++)+", re.UNICODE)
 MAX_TERMS = 32
 
 STOPWORDS = frozenset(

@@ -6,6 +6,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 
 _CHUNK_COLUMNS = "c.id, c.url, c.source_id, c.title, c.headings, c.chunk_index, c.content"
 _CODE_COLUMNS = "e.id, e.url, e.source_id, e.language, e.code, e.summary, e.headings"
+# SQLite's busy handler does not cover every SQLITE_BUSY (e.g. while another connection recovers the WAL), so
+# taking the write lock is retried a few times with backoff before the error reaches the user.
+_BEGIN_ATTEMPTS = 5
+_BEGIN_FIRST_DELAY_SECONDS = 0.05
 
 
 def _ts(value: str | None) -> datetime | None:
@@ -47,15 +52,43 @@ def _translated_errors(path: Path) -> Iterator[None]:
     """Turn SQLite's terse failures into messages that tell the user what to do."""
     try:
         yield
+    except sqlite3.IntegrityError as exc:
+        raise StoreError(f"the write to {path} was refused as inconsistent: {exc}") from exc
     except sqlite3.OperationalError as exc:
         text = str(exc).lower()
         if "readonly" in text or "read-only" in text:
             raise StoreError(f"the database {path} is read-only: check its permissions") from exc
         if "disk" in text and ("full" in text or "i/o" in text):
             raise StoreError(f"cannot write to {path}: the disk is full or failing ({exc})") from exc
-        if "locked" in text or "busy" in text:
+        if _is_busy(exc):
             raise StoreError(f"the database {path} stayed locked by another process: try again ({exc})") from exc
+        if "unable to open" in text:
+            raise StoreError(
+                f"cannot open the database {path}: check that it and its folder exist and are writable ({exc})"
+            ) from exc
         raise StoreError(f"database error in {path}: {exc}") from exc
+    except sqlite3.DatabaseError as exc:  # "file is not a database" and other damage
+        raise StoreError(f"{path} is not a usable crawlrag database: {exc}") from exc
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _begin_immediate(conn: sqlite3.Connection) -> None:
+    """Take the write lock (BEGIN IMMEDIATE), retrying with backoff while another connection holds it."""
+    delay = _BEGIN_FIRST_DELAY_SECONDS
+    for attempt in range(_BEGIN_ATTEMPTS):
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or attempt == _BEGIN_ATTEMPTS - 1:
+                raise
+            log.info("the database is locked by another connection; retrying in %.2fs", delay)
+            time.sleep(delay)
+            delay *= 2
 
 
 class SQLiteStore:
@@ -74,7 +107,7 @@ class SQLiteStore:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute("PRAGMA foreign_keys = ON")
-            migrate(self._conn)
+            self.schema_version = migrate(self._conn)
         self._chunk_index = VectorIndex()
         self._code_index = VectorIndex()
         self._data_version = -1
@@ -89,14 +122,17 @@ class SQLiteStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock, _translated_errors(self.path):
-            self._conn.execute("BEGIN IMMEDIATE")
+            _begin_immediate(self._conn)
             try:
                 # Holding the write lock, catch up with other processes' commits first, so that the version
                 # recorded after our commit never hides one of theirs.
                 self._sync_indexes()
                 yield self._conn
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                # SQLite rolls back by itself on some errors (SQLITE_FULL, I/O errors); a second ROLLBACK would
+                # fail and hide the error that matters.
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
             # Our own commits don't change data_version; keep it current so only other processes trigger a sync.
@@ -221,6 +257,13 @@ class SQLiteStore:
             raise ValueError("chunks, embeddings and embed_hashes must have the same length")
         model = self.source_embedding(page.source_id)
         model_name = model[0] if model else ""
+        # Checked before the transaction: a vector the in-memory index would refuse must not reach the table.
+        for name, vectors in (("chunk", write.embeddings), ("code example", write.code_embeddings)):
+            if model and vectors is not None and len(vectors) and np.asarray(vectors).shape[1] != model[1]:
+                raise StoreError(
+                    f"{name} embeddings have {np.asarray(vectors).shape[1]} dimensions but source "
+                    f"{page.source_id!r} uses {model[1]}"
+                )
         with self._write() as conn:
             old = conn.execute("SELECT id FROM pages WHERE url = ?", (page.url,)).fetchone()
             old_chunks = old_code = []

@@ -1,0 +1,321 @@
+"""The PostgreSQL + pgvector store: a connection pool, per-page transactions, HNSW and full-text indexes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from crawlrag.models import CodeHit, CrawlJob, SearchHit, SourceInfo, StoredPage
+from crawlrag.store import postgres_jobs, postgres_write
+from crawlrag.store.base import EmbeddingMismatchError, PageWrite, StoreError
+from crawlrag.store.postgres_schema import (
+    column_dimension,
+    connect,
+    display_url,
+    migrate,
+    migrate_connection,
+    set_dimension,
+    vector_type_oid,
+)
+from crawlrag.store.postgres_search import CHUNKS, CODE, SearchTable, keyword_sql, tsquery_terms, vector_sql
+from crawlrag.store.postgres_vector import register_vector
+from crawlrag.store.postgres_write import check_lengths, clean
+
+__all__ = ["PostgresStore", "migrate"]
+
+_TABLES = ("sources", "pages", "crawled_pages", "code_examples", "crawl_jobs", "crawlrag_schema")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None
+
+
+class PostgresStore:
+    """Thread-safe: each call borrows a pooled connection. Several processes may share one database."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_min_size: int = 1,
+        pool_max_size: int = 10,
+        pool_timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        hnsw_ef_search: int = 100,
+    ) -> None:
+        if not 1 <= hnsw_ef_search <= 1000:
+            raise StoreError(f"hnsw_ef_search must be between 1 and 1000 (pgvector's range), got {hnsw_ef_search}")
+        if not 1 <= pool_min_size <= pool_max_size:
+            raise StoreError(f"need 1 <= pool_min_size <= pool_max_size, got {pool_min_size} and {pool_max_size}")
+        self.url = url
+        self.hnsw_ef_search = hnsw_ef_search
+        self._display = display_url(url)
+        # Migrate on a connection of its own: the pooled ones register the vector type, which may not exist yet.
+        with connect(url, connect_timeout=connect_timeout) as conn, self._errors():
+            migrate_connection(conn)
+            self._vector_oid = vector_type_oid(conn)
+            self._dimension = column_dimension(conn)
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            url,
+            min_size=pool_min_size,
+            max_size=pool_max_size,
+            timeout=pool_timeout,
+            kwargs={"autocommit": True, "connect_timeout": max(1, int(connect_timeout))},
+            configure=self._configure,
+            open=False,
+            name="crawlrag",
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout + 5)
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise StoreError(f"cannot open connections to PostgreSQL at {self._display}: {exc}") from exc
+
+    # --- plumbing -----------------------------------------------------------------------------------------------
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        register_vector(conn, self._vector_oid)
+        conn.execute(
+            # strict_order iterative scans keep an unfiltered HNSW search going until it has `limit` live rows
+            # (dead rows of replaced pages would otherwise shorten the list); custom plans let the planner see
+            # each query's real LIMIT and source instead of a generic guess.
+            "SELECT set_config('hnsw.ef_search', %s, false), set_config('hnsw.iterative_scan', 'strict_order', false),"
+            " set_config('plan_cache_mode', 'force_custom_plan', false)",
+            (str(self.hnsw_ef_search),),
+        )
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn driver and pool failures into StoreError messages that say what to do."""
+        try:
+            yield
+        except PoolTimeout as exc:
+            raise StoreError(
+                f"no PostgreSQL connection became free within the pool timeout ({self._display}): raise the pool "
+                f"size or check the server ({exc})"
+            ) from exc
+        except errors.ForeignKeyViolation as exc:
+            raise StoreError(f"unknown source: call ensure_source before writing its pages ({exc})") from exc
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"PostgreSQL at {self._display} is unreachable or failing: {exc}") from exc
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL error ({self._display}): {exc}") from exc
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._errors(), self._pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._connection() as conn, conn.transaction():
+            yield conn
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # --- sources ------------------------------------------------------------------------------------------------
+    def ensure_source(self, source_id: str, embedding_model: str, embedding_dim: int) -> None:
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT embedding_model, embedding_dim FROM sources WHERE source_id = %s", (source_id,)
+            ).fetchone()
+            if row is not None and row[0] and (row[0], row[1]) != (embedding_model, embedding_dim):
+                raise EmbeddingMismatchError(
+                    f"source {source_id!r} was indexed with {row[0]} ({row[1]} dimensions) but the configured "
+                    f"embedding model is {embedding_model} ({embedding_dim} dimensions): set EMBEDDING_MODEL back "
+                    f"or re-index the source"
+                )
+            if column_dimension(conn) != embedding_dim:
+                set_dimension(conn, embedding_dim, embedding_model)
+            conn.execute(
+                "INSERT INTO sources (source_id, embedding_model, embedding_dim) VALUES (%s, %s, %s)"
+                " ON CONFLICT (source_id) DO NOTHING",
+                (source_id, embedding_model, embedding_dim),
+            )
+        self._dimension = embedding_dim
+
+    def source_embedding(self, source_id: str) -> tuple[str, int] | None:
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT embedding_model, embedding_dim FROM sources WHERE source_id = %s", (source_id,)
+            ).fetchone()
+        return (row[0], int(row[1])) if row and row[0] else None
+
+    def set_source_summary(self, source_id: str, summary: str) -> None:
+        with self._connection() as conn:
+            conn.execute(
+                "UPDATE sources SET summary = %s, updated_at = now() WHERE source_id = %s", (clean(summary), source_id)
+            )
+
+    def list_sources(self) -> list[SourceInfo]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                """
+                SELECT s.source_id, s.summary, s.embedding_model, s.embedding_dim, s.created_at,
+                       coalesce(p.pages, 0), coalesce(p.chunks, 0), coalesce(p.words, 0), coalesce(e.examples, 0),
+                       p.last_crawled
+                FROM sources s
+                LEFT JOIN (SELECT source_id, count(*) AS pages, sum(chunk_count) AS chunks, sum(word_count) AS words,
+                                  max(crawled_at) AS last_crawled
+                           FROM pages GROUP BY source_id) p ON p.source_id = s.source_id
+                LEFT JOIN (SELECT source_id, count(*) AS examples FROM code_examples GROUP BY source_id) e
+                       ON e.source_id = s.source_id
+                ORDER BY s.source_id
+                """
+            ).fetchall()
+        return [
+            SourceInfo(
+                source_id=row[0],
+                summary=row[1],
+                embedding_model=row[2],
+                embedding_dim=row[3],
+                created_at=_utc(row[4]),
+                pages=int(row[5]),
+                chunks=int(row[6]),
+                words=int(row[7]),
+                code_examples=int(row[8]),
+                last_crawled=_utc(row[9]),
+            )
+            for row in rows
+        ]
+
+    def delete_source(self, source_id: str) -> int:
+        with self._transaction() as conn:
+            # Chunks and code examples go with their pages (ON DELETE CASCADE).
+            deleted = conn.execute("DELETE FROM pages WHERE source_id = %s", (source_id,)).rowcount
+            conn.execute("DELETE FROM sources WHERE source_id = %s", (source_id,))
+        return int(deleted)
+
+    # --- pages --------------------------------------------------------------------------------------------------
+    def get_page(self, url: str) -> StoredPage | None:
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT url, source_id, title, content_hash, chunk_count, etag, last_modified, crawled_at"
+                " FROM pages WHERE url = %s",
+                (clean(url),),
+            ).fetchone()
+        if row is None:
+            return None
+        return StoredPage(*row[:7], crawled_at=row[7].astimezone(UTC))
+
+    def page_markdown(self, url: str) -> str | None:
+        with self._connection() as conn:
+            row = conn.execute("SELECT markdown FROM pages WHERE url = %s", (clean(url),)).fetchone()
+        return row[0] if row else None
+
+    def write_page(self, write: PageWrite) -> None:
+        check_lengths(write)
+        with self._transaction() as conn:
+            postgres_write.write_page(conn, write, self._vector_oid)
+
+    def touch_page(self, url: str) -> None:
+        with self._connection() as conn:
+            conn.execute("UPDATE pages SET crawled_at = now() WHERE url = %s", (clean(url),))
+
+    def embeddings_for(self, embed_hashes: Sequence[str], model: str) -> dict[str, np.ndarray]:
+        unique = list(dict.fromkeys(embed_hashes))
+        if not unique:
+            return {}
+        with self._connection() as conn, conn.cursor(binary=True) as cur:
+            cur.execute(
+                "SELECT DISTINCT ON (embed_hash) embed_hash, embedding FROM crawled_pages"
+                " WHERE embedding_model = %s AND embed_hash = ANY(%s)",
+                (model, unique),
+            )
+            return {row[0]: row[1] for row in cur}
+
+    # --- search -------------------------------------------------------------------------------------------------
+    def _query_vector(self, query: np.ndarray) -> np.ndarray:
+        vector = np.asarray(query, dtype=np.float32).reshape(-1)
+        if self._dimension is not None and len(vector) != self._dimension:
+            raise StoreError(
+                f"the query vector has {len(vector)} dimensions but this database stores {self._dimension}"
+            )
+        return vector
+
+    def _rows(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        with self._connection() as conn:
+            return conn.execute(query, params).fetchall()
+
+    def vector_search(self, query: np.ndarray, limit: int, source_id: str | None = None) -> list[SearchHit]:
+        if limit <= 0:
+            return []
+        params = {"query": self._query_vector(query), "limit": limit, "source": source_id}
+        rows = self._rows(vector_sql(CHUNKS, source_id is not None), params)
+        return [SearchHit(*row[:7], score=float(row[7]), similarity=float(row[7])) for row in rows]
+
+    def code_vector_search(self, query: np.ndarray, limit: int, source_id: str | None = None) -> list[CodeHit]:
+        if limit <= 0:
+            return []
+        params = {"query": self._query_vector(query), "limit": limit, "source": source_id}
+        rows = self._rows(vector_sql(CODE, source_id is not None), params)
+        return [CodeHit(*row[:7], score=float(row[7]), similarity=float(row[7])) for row in rows]
+
+    def _keyword_rows(self, table: SearchTable, query: str, limit: int, source_id: str | None) -> list[tuple[Any, ...]]:
+        terms = tsquery_terms(query)
+        if not terms or limit <= 0:
+            return []
+        params = {"terms": terms, "query": " | ".join(terms), "limit": limit, "source": source_id}
+        return self._rows(keyword_sql(table, source_id is not None), params)
+
+    def keyword_search(self, query: str, limit: int, source_id: str | None = None) -> list[SearchHit]:
+        rows = self._keyword_rows(CHUNKS, query, limit, source_id)
+        return [SearchHit(*row[:7], score=float(row[7]), keyword_score=float(row[7])) for row in rows]
+
+    def code_keyword_search(self, query: str, limit: int, source_id: str | None = None) -> list[CodeHit]:
+        rows = self._keyword_rows(CODE, query, limit, source_id)
+        return [CodeHit(*row[:7], score=float(row[7]), keyword_score=float(row[7])) for row in rows]
+
+    # --- crawl jobs ---------------------------------------------------------------------------------------------
+    def save_job(self, job: CrawlJob) -> None:
+        with self._connection() as conn:
+            postgres_jobs.save_job(conn, job)
+
+    def get_job(self, job_id: str) -> CrawlJob | None:
+        with self._connection() as conn:
+            return postgres_jobs.get_job(conn, job_id)
+
+    def list_jobs(self, limit: int = 50) -> list[CrawlJob]:
+        with self._connection() as conn:
+            return postgres_jobs.list_jobs(conn, limit)
+
+    def interrupt_unfinished_jobs(self) -> int:
+        with self._connection() as conn:
+            return postgres_jobs.interrupt_unfinished_jobs(conn)
+
+    # --- health -------------------------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        with self._connection() as conn:
+            row = conn.execute(
+                """
+                SELECT (SELECT count(*) FROM sources), (SELECT count(*) FROM pages),
+                       (SELECT count(*) FROM crawled_pages), (SELECT count(*) FROM code_examples),
+                       (SELECT coalesce(sum(pg_total_relation_size(to_regclass(t))), 0) FROM unnest(%s::text[]) t)
+                """,
+                (list(_TABLES),),
+            ).fetchone()
+        assert row is not None
+        pool = self._pool.get_stats()
+        return {
+            "backend": "postgres",
+            "url": self._display,
+            "bytes": int(row[4]),
+            "sources": row[0],
+            "pages": row[1],
+            "chunks": row[2],
+            "code_examples": row[3],
+            "embedding_dim": self._dimension,
+            "hnsw_ef_search": self.hnsw_ef_search,
+            "pool": {
+                "size": pool.get("pool_size", 0),
+                "available": pool.get("pool_available", 0),
+                "max": self._pool.max_size,
+            },
+        }

@@ -1,0 +1,72 @@
+"""Crawl job records in PostgreSQL (`crawl_jobs`), with the SQLite store's semantics."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from crawlrag.models import CrawlJob, JobStatus, utcnow
+from crawlrag.store.postgres_write import clean, clean_opt
+
+_COLUMNS = (
+    "job_id, url, options, status, pages_done, pages_failed, pages_skipped, pages_total, chunks_stored, error,"
+    " created_at, updated_at"
+)
+_UPSERT = f"""
+    INSERT INTO crawl_jobs ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (job_id) DO UPDATE SET
+        url = EXCLUDED.url, options = EXCLUDED.options, status = EXCLUDED.status,
+        pages_done = EXCLUDED.pages_done, pages_failed = EXCLUDED.pages_failed,
+        pages_skipped = EXCLUDED.pages_skipped, pages_total = EXCLUDED.pages_total,
+        chunks_stored = EXCLUDED.chunks_stored, error = EXCLUDED.error,
+        created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at
+"""
+
+
+def save_job(conn: psycopg.Connection[Any], job: CrawlJob) -> None:
+    job.updated_at = utcnow()
+    conn.execute(
+        _UPSERT,
+        (job.job_id, clean(job.url), Jsonb(job.options), job.status.value, job.pages_done, job.pages_failed,
+         job.pages_skipped, job.pages_total, job.chunks_stored, clean_opt(job.error), job.created_at,
+         job.updated_at),
+    )  # fmt: skip
+
+
+def _job(row: tuple[Any, ...]) -> CrawlJob:
+    return CrawlJob(
+        job_id=row[0],
+        url=row[1],
+        options=row[2],
+        status=JobStatus(row[3]),
+        pages_done=row[4],
+        pages_failed=row[5],
+        pages_skipped=row[6],
+        pages_total=row[7],
+        chunks_stored=row[8],
+        error=row[9],
+        created_at=row[10].astimezone(UTC),
+        updated_at=row[11].astimezone(UTC),
+    )
+
+
+def get_job(conn: psycopg.Connection[Any], job_id: str) -> CrawlJob | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM crawl_jobs WHERE job_id = %s", (job_id,)).fetchone()
+    return _job(row) if row else None
+
+
+def list_jobs(conn: psycopg.Connection[Any], limit: int) -> list[CrawlJob]:
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM crawl_jobs ORDER BY created_at DESC LIMIT %s", (limit,)).fetchall()
+    return [_job(row) for row in rows]
+
+
+def interrupt_unfinished_jobs(conn: psycopg.Connection[Any]) -> int:
+    cursor = conn.execute(
+        "UPDATE crawl_jobs SET status = %s, error = coalesce(error, 'the server stopped before the crawl ended'),"
+        " updated_at = %s WHERE status IN (%s, %s)",
+        (JobStatus.INTERRUPTED.value, utcnow(), JobStatus.QUEUED.value, JobStatus.RUNNING.value),
+    )
+    return int(cursor.rowcount)
