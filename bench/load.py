@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -265,6 +266,7 @@ def summarize(calls: list[Call], seconds: float) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     workdir = Path(tempfile.mkdtemp(prefix="crawlrag-load-"))
     pydocs = args.site == "pydocs"
     site = serve_directory(PYTHON_DOCS) if pydocs else serve_generated(args.pages)
@@ -319,6 +321,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
             log.close()
+            if not args.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
 
     crawl_end = watch.ended_at or float("inf")
     during = [call for call in calls if call.started < crawl_end]
@@ -334,6 +338,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "server_ready_s": round(ready_seconds, 1),
+            # Other work on the machine shares its CPUs with server and clients: read the numbers with this.
+            "load_average_1m_before": round(load_before, 2) if load_before is not None else None,
+            "load_average_1m_after": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
             "embedder": health.get("embedder", {}).get("model"),
             "store": "sqlite",
         },
@@ -362,6 +369,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--crawl-concurrency", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json-out", type=Path, help="also write the JSON report here")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (database, server log)")
     args = parser.parse_args(argv)
     if not 1 <= args.clients <= MAX_CLIENTS:
         parser.error(f"--clients must be between 1 and {MAX_CLIENTS}")

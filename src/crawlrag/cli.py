@@ -19,8 +19,11 @@ from rich.table import Table
 from crawlrag.config import ConfigError, Settings, load_settings
 from crawlrag.context import AppContext
 from crawlrag.crawl import Crawler, CrawlInputError, CrawlRequest
+from crawlrag.embeddings import EmbeddingError
 from crawlrag.indexer import Indexer, IndexProgress, IndexReport
+from crawlrag.llm import build_enricher
 from crawlrag.models import SearchHit
+from crawlrag.reindex import Reindexer, sources_to_reindex
 from crawlrag.search import SearchInputError, SearchMode
 from crawlrag.server.commands import health, serve
 from crawlrag.store import StoreError, migrate_store
@@ -107,16 +110,16 @@ def crawl(
 ) -> None:
     """Crawl a site and index it."""
     settings = _settings()
-    request = CrawlRequest(
-        url=url,
-        max_depth=settings.max_depth if max_depth is None else max_depth,
-        max_pages=settings.max_pages if max_pages is None else max_pages,
-        max_concurrent=settings.max_concurrent if max_concurrent is None else max_concurrent,
-        include=tuple(include or ()),
-        exclude=tuple(exclude or ()),
-    )
     with _context(settings) as context:
         try:
+            request = CrawlRequest(
+                url=url,
+                max_depth=settings.max_depth if max_depth is None else max_depth,
+                max_pages=settings.max_pages if max_pages is None else max_pages,
+                max_concurrent=settings.max_concurrent if max_concurrent is None else max_concurrent,
+                include=tuple(include or ()),
+                exclude=tuple(exclude or ()),
+            )
             report = asyncio.run(_crawl(context, request, quiet=json_output))
         except (CrawlInputError, StoreError) as exc:
             err.print(f"[red]error:[/red] {exc}")
@@ -155,6 +158,9 @@ def search(
         except (SearchInputError, StoreError) as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
+        except EmbeddingError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
     if json_output:
         _print_json(response.to_dict())
         return
@@ -183,6 +189,38 @@ def sources(json_output: Annotated[bool, typer.Option("--json", help="Print JSON
         crawled = s.last_crawled.strftime("%Y-%m-%d %H:%M") if s.last_crawled else "-"
         table.add_row(s.source_id, str(s.pages), str(s.chunks), str(s.words), crawled, s.summary[:80])
     Console().print(table)
+
+
+@app.command()
+def reindex(
+    source: Annotated[
+        str | None, typer.Option(help="Only this source (default: every source on another model)")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout")] = False,
+) -> None:
+    """Re-embed stored chunks with the configured embedding model, without crawling again."""
+    settings = _settings()
+    with _context(settings) as context:
+        enricher = build_enricher(settings)
+        try:
+            chosen = sources_to_reindex(context.store, context.embedder, source)
+            reindexer = Reindexer(settings, context.store, context.embedder, enricher)
+            report = reindexer.run(chosen, on_source=lambda sid: err.print(f"re-embedding {escape(sid)}"))
+        except (StoreError, EmbeddingError) as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+        finally:
+            if enricher is not None:
+                enricher.close()
+    if json_output:
+        _print_json(report.to_dict())
+    elif not report.sources:
+        err.print(f"every source already uses {report.model} ({report.dimension} dimensions)")
+    else:
+        err.print(
+            f"re-embedded {len(report.sources)} source(s), {report.chunks} chunks and {report.code_examples} code "
+            f"examples ({report.embedded} embedded) with {report.model} in {report.seconds:.1f}s"
+        )
 
 
 app.command()(serve)

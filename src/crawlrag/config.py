@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_RERANKING_MODEL = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+# What EMBEDDING_MODEL means with EMBEDDING_PROVIDER=openai when it is left at the local default (as upstream).
+DEFAULT_OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
 class ConfigError(ValueError):
@@ -29,6 +32,13 @@ def default_database_url() -> str:
 def _split_list(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _http_url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
     return value
 
 
@@ -85,8 +95,14 @@ class Settings(BaseSettings):
     # --- chunking and embeddings --------------------------------------------------------------------------------
     chunk_size: int = Field(1000, ge=200, le=20_000)
     max_link_density: float = Field(0.7, gt=0, le=1)
-    embedding_provider: Literal["local"] = "local"
+    embedding_provider: Literal["local", "openai"] = "local"
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    # --- OpenAI-compatible embeddings (OpenAI, Ollama, vLLM, LM Studio, TEI's OpenAI route) ---
+    openai_base_url: str = DEFAULT_OPENAI_BASE_URL
+    embedding_dimensions: int | None = Field(None, ge=1, le=16_000)
+    embedding_concurrency: int = Field(4, ge=1, le=64)
+    embedding_timeout_seconds: float = Field(60.0, gt=0, le=3600)
+    embedding_max_retries: int = Field(5, ge=0, le=20)
     embedding_batch_size: int = Field(64, ge=1, le=4096)
     embedding_device: str = "cpu"
     embedding_backend: Literal["auto", "torch"] = "auto"
@@ -121,10 +137,19 @@ class Settings(BaseSettings):
     gpu_device_index: int = Field(0, ge=0)
     gpu_precision: Literal["float32", "float16", "bfloat16"] = "float32"
     gpu_memory_fraction: float = Field(0.9, gt=0, le=1)
+    reranking_provider: Literal["local", "tei", "cohere"] = "local"
+    reranking_url: str | None = None
+    reranking_api_key: SecretStr | None = None
+    reranking_timeout_seconds: float = Field(10.0, gt=0, le=600)
 
-    # --- LLM (used by later providers; kept so upstream .env files validate) ------------------------------------
+    # --- LLM: contextual embeddings, code-example and source summaries ------------------------------------------
+    llm_provider: Literal["none", "openai"] = "none"
     model_choice: str = ""
     openai_api_key: SecretStr | None = None
+    llm_base_url: str | None = None  # defaults to OPENAI_BASE_URL
+    llm_api_key: SecretStr | None = None  # defaults to OPENAI_API_KEY
+    llm_concurrency: int = Field(4, ge=1, le=64)
+    llm_timeout_seconds: float = Field(60.0, gt=0, le=3600)
 
     @field_validator("allowed_hosts", "reranking_fallback_models", mode="before")
     @classmethod
@@ -151,6 +176,34 @@ class Settings(BaseSettings):
         if value.startswith(("sqlite:///", "postgresql://", "postgres://")):
             return value
         raise ValueError("expected sqlite:///PATH or postgresql://USER@HOST/DB")
+
+    @field_validator("llm_base_url", "reranking_url")
+    @classmethod
+    def _optional_url(cls, value: str | None) -> str | None:
+        return None if value is None or not value.strip() else _http_url(value)
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return _http_url(value) if value.strip() else DEFAULT_OPENAI_BASE_URL
+
+    @model_validator(mode="after")
+    def _providers(self) -> Settings:
+        if self.embedding_provider == "openai" and self.embedding_model == DEFAULT_EMBEDDING_MODEL:
+            self.embedding_model = DEFAULT_OPENAI_EMBEDDING_MODEL
+        if self.llm_provider == "openai" and not self.model_choice.strip():
+            raise ValueError("LLM_PROVIDER=openai needs MODEL_CHOICE, the chat model to call (e.g. gpt-4.1-nano)")
+        if self.reranking_provider != "local" and not self.reranking_url:
+            raise ValueError(f"RERANKING_PROVIDER={self.reranking_provider} needs RERANKING_URL, the server's base URL")
+        return self
+
+    @property
+    def llm_url(self) -> str:
+        return self.llm_base_url or self.openai_base_url
+
+    @property
+    def llm_key(self) -> SecretStr | None:
+        return self.llm_api_key or self.openai_api_key
 
     @model_validator(mode="after")
     def _apply_legacy_gpu_flag(self) -> Settings:

@@ -151,6 +151,10 @@ class SourceInfo:
         return data
 
 
+# Recorded on a job that a server stop (graceful or not) left unfinished.
+INTERRUPTED_REASON = "the server stopped before the crawl ended; resume_crawl re-runs it"
+
+
 class JobStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"

@@ -12,6 +12,8 @@ import platform
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
+import psutil
+
 from crawlrag.config import Settings
 
 log = logging.getLogger(__name__)
@@ -106,7 +108,7 @@ class TorchRuntime:
             return str(self.torch.cuda.get_device_name(_index(device)))
         if device == "mps":
             return "Apple MPS"
-        return platform.processor() or platform.machine() or "cpu"
+        return _cpu_name()
 
     def memory(self, device: str) -> dict[str, int | None]:
         torch = self.torch
@@ -123,13 +125,25 @@ class TorchRuntime:
                 "allocated": int(torch.mps.current_allocated_memory()),
                 "peak": None,
             }
-        return {"total": None, "allocated": None, "peak": None}
+        return {"total": int(psutil.virtual_memory().total), "allocated": None, "peak": None}
 
     def empty_cache(self, device: str) -> None:
         if device.startswith("cuda"):
             self.torch.cuda.empty_cache()
         elif device == "mps":
             self.torch.mps.empty_cache()
+
+
+def _cpu_name() -> str:
+    # platform.processor() is just "x86_64" on Linux; /proc/cpuinfo has the model name.
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
 
 
 def _index(device: str) -> int:

@@ -1,4 +1,4 @@
-"""`LocalReranker`: the cross-encoder reranker run in this process, and `build_reranker`.
+"""`LocalReranker`: the cross-encoder reranker run in this process.
 
 It composes the parts: the lifecycle loads the model on a background thread at `start()`, the worker thread
 scores requests, and `rerank()` only enqueues and awaits, so the event loop never runs inference.
@@ -25,7 +25,6 @@ from crawlrag.rerank.errors import RerankUnavailable
 from crawlrag.rerank.hub import HubProbe
 from crawlrag.rerank.lifecycle import ModelLifecycle, Serving, process_rss
 from crawlrag.rerank.metrics import RerankMetrics
-from crawlrag.rerank.protocol import Reranker
 from crawlrag.rerank.state import SERVING, RerankState, StateMachine
 from crawlrag.rerank.worker import BatchWorker
 
@@ -204,10 +203,3 @@ class LocalReranker:
             serving.backend.close()
             self._devices.cleanup_gpu_memory(serving.plan.device.device)
         self.state.transition(RerankState.DISABLED, "the reranker is closed")
-
-
-def build_reranker(settings: Settings, registry: CollectorRegistry | None = None) -> Reranker | None:
-    """The configured reranker, or None when USE_RERANKING is false (/health then shows enabled: false)."""
-    if not settings.use_reranking:
-        return None
-    return LocalReranker(settings, registry)

@@ -21,7 +21,7 @@ from crawlrag.config import Settings
 from crawlrag.crawl import Crawler, CrawlInputError
 from crawlrag.embeddings import Embedder, EmbeddingError
 from crawlrag.indexer import Indexer, IndexProgress, IndexReport
-from crawlrag.models import CrawlJob, JobStatus
+from crawlrag.models import INTERRUPTED_REASON, CrawlJob, JobStatus
 from crawlrag.server.arguments import CrawlSpec
 from crawlrag.server.metrics import ProgressCounter, ServerMetrics
 from crawlrag.store import Store, StoreError
@@ -36,7 +36,7 @@ POLL_SECONDS = 0.25
 # Finished jobs stay in memory (with their full report) up to this many; older ones are read from the store.
 KEEP_FINISHED = 100
 
-INTERRUPTED_ERROR = "the server stopped before the crawl ended; resume_crawl re-runs it"
+INTERRUPTED_ERROR = INTERRUPTED_REASON
 USER_FACING_ERRORS = (CrawlInputError, StoreError, EmbeddingError)
 
 ProgressReporter = Callable[[int, int | None, str], Awaitable[None]]
@@ -255,7 +255,9 @@ class JobManager:
         ok = report.progress.stored + report.progress.unchanged
         if ok == 0 and (report.failures or report.skipped):
             first = report.failures[0] if report.failures else report.skipped[0]
-            self._finish(job, JobStatus.FAILED, f"no page could be crawled; {first.url}: {first.reason}")
+            # Only the caller's own start URL is named: other URLs were found on (possibly hostile) pages.
+            where = f" ({first.url})" if first.url == job.record.url else ""
+            self._finish(job, JobStatus.FAILED, f"no page could be crawled: {first.reason}{where}")
         else:
             self._finish(job, JobStatus.COMPLETED, None)
 

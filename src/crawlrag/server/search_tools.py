@@ -69,7 +69,9 @@ async def _check_source(runtime: ServerRuntime, source: str | None) -> str | Non
     known = [info.source_id for info in await anyio.to_thread.run_sync(runtime.context.store.list_sources)]
     if source not in known:
         shown = ", ".join(known[:20]) or "none yet; crawl a site first"
-        raise ArgumentError(f"unknown source {source!r}; available sources: {shown} (see get_available_sources)")
+        # The id is the caller's text: show a bounded prefix, never an echo of whatever was sent.
+        named = source if len(source) <= 100 else f"{source[:100]}…"
+        raise ArgumentError(f"unknown source {named!r}; available sources: {shown} (see get_available_sources)")
     return source
 
 

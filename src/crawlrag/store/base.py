@@ -31,6 +31,53 @@ class PageWrite:
     code_embeddings: np.ndarray | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredChunkText:
+    """A stored chunk as re-embedding needs it."""
+
+    chunk_id: int
+    url: str
+    title: str
+    headings: str
+    chunk_index: int
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCodeText:
+    example_id: int
+    summary: str
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceTexts:
+    source_id: str
+    chunks: list[StoredChunkText]
+    code_examples: list[StoredCodeText]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEmbeddings:
+    """New vectors for every chunk and code example of one source (ids as `source_texts` returned them)."""
+
+    source_id: str
+    chunk_ids: Sequence[int]
+    embed_hashes: Sequence[str]
+    embeddings: np.ndarray
+    code_ids: Sequence[int]
+    code_embeddings: np.ndarray
+
+    def check(self, dimension: int) -> None:
+        if len(self.chunk_ids) != len(self.embed_hashes) or len(self.chunk_ids) != len(self.embeddings):
+            raise ValueError("chunk_ids, embed_hashes and embeddings must have the same length")
+        if len(self.code_ids) != len(self.code_embeddings):
+            raise ValueError("code_ids and code_embeddings must have the same length")
+        for vectors in (self.embeddings, self.code_embeddings):
+            if len(vectors) and np.asarray(vectors).shape[1] != dimension:
+                raise ValueError(f"embeddings of {self.source_id!r} are not {dimension}-dimensional")
+
+
 class Store(Protocol):
     """Blocking store API: async callers run it in a worker thread."""
 
@@ -48,6 +95,16 @@ class Store(Protocol):
         """The (model, dimension) a source was indexed with, or None if unknown."""
 
     def delete_source(self, source_id: str) -> int: ...
+
+    def source_texts(self, source_id: str) -> SourceTexts:
+        """Every stored chunk and code example of a source, in page order, for re-embedding."""
+
+    def replace_embeddings(self, model: str, dimension: int, updates: Sequence[SourceEmbeddings]) -> None:
+        """Swap in new vectors for whole sources and record `model` as theirs, in one transaction.
+
+        Raises StoreError when a source gained or lost chunks since `source_texts` (a crawl ran meanwhile), and
+        EmbeddingMismatchError when sources not in `updates` keep vectors of another dimension.
+        """
 
     # --- pages --------------------------------------------------------------------------------------------------
     def get_page(self, url: str) -> StoredPage | None: ...

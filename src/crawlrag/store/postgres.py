@@ -13,8 +13,8 @@ from psycopg import errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from crawlrag.models import CodeHit, CrawlJob, SearchHit, SourceInfo, StoredPage
-from crawlrag.store import postgres_jobs, postgres_write
-from crawlrag.store.base import EmbeddingMismatchError, PageWrite, StoreError
+from crawlrag.store import postgres_jobs, postgres_reindex, postgres_write
+from crawlrag.store.base import EmbeddingMismatchError, PageWrite, SourceEmbeddings, SourceTexts, StoreError
 from crawlrag.store.postgres_schema import (
     column_dimension,
     connect,
@@ -130,7 +130,7 @@ class PostgresStore:
                 raise EmbeddingMismatchError(
                     f"source {source_id!r} was indexed with {row[0]} ({row[1]} dimensions) but the configured "
                     f"embedding model is {embedding_model} ({embedding_dim} dimensions): set EMBEDDING_MODEL back "
-                    f"or re-index the source"
+                    f"or re-embed it with `crawlrag reindex --source {source_id}`"
                 )
             if column_dimension(conn) != embedding_dim:
                 set_dimension(conn, embedding_dim, embedding_model)
@@ -192,6 +192,17 @@ class PostgresStore:
             deleted = conn.execute("DELETE FROM pages WHERE source_id = %s", (source_id,)).rowcount
             conn.execute("DELETE FROM sources WHERE source_id = %s", (source_id,))
         return int(deleted)
+
+    def source_texts(self, source_id: str) -> SourceTexts:
+        with self._connection() as conn:
+            return postgres_reindex.source_texts(conn, source_id)
+
+    def replace_embeddings(self, model: str, dimension: int, updates: Sequence[SourceEmbeddings]) -> None:
+        for update in updates:
+            update.check(dimension)  # before any SQL runs, as write_page does
+        with self._transaction() as conn:
+            postgres_reindex.replace_embeddings(conn, model, dimension, updates, self._vector_oid)
+        self._dimension = dimension
 
     # --- pages --------------------------------------------------------------------------------------------------
     def get_page(self, url: str) -> StoredPage | None:

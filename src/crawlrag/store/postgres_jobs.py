@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from crawlrag.models import CrawlJob, JobStatus, utcnow
+from crawlrag.models import INTERRUPTED_REASON, CrawlJob, JobStatus, utcnow
 from crawlrag.store.postgres_write import clean, clean_opt
 
 _COLUMNS = (
@@ -65,8 +65,7 @@ def list_jobs(conn: psycopg.Connection[Any], limit: int) -> list[CrawlJob]:
 
 def interrupt_unfinished_jobs(conn: psycopg.Connection[Any]) -> int:
     cursor = conn.execute(
-        "UPDATE crawl_jobs SET status = %s, error = coalesce(error, 'the server stopped before the crawl ended'),"
-        " updated_at = %s WHERE status IN (%s, %s)",
-        (JobStatus.INTERRUPTED.value, utcnow(), JobStatus.QUEUED.value, JobStatus.RUNNING.value),
+        "UPDATE crawl_jobs SET status = %s, error = coalesce(error, %s), updated_at = %s WHERE status IN (%s, %s)",
+        (JobStatus.INTERRUPTED.value, INTERRUPTED_REASON, utcnow(), JobStatus.QUEUED.value, JobStatus.RUNNING.value),
     )
     return int(cursor.rowcount)

@@ -260,6 +260,11 @@ def set_dimension(conn: psycopg.Connection[Any], dimension: int, model: str) -> 
                 f"back, use another database or schema, or delete those sources first"
             )
     # The tables are empty here, so retyping and building the indexes is instant.
+    retype_columns(conn, dimension)
+
+
+def retype_columns(conn: psycopg.Connection[Any], dimension: int) -> None:
+    """Type the embedding columns as vector(dimension) (every stored row must have it) and rebuild HNSW."""
     for table in VECTOR_TABLES:
         index = sql.Identifier(f"{table}_embedding_hnsw")
         name = sql.Identifier(table)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from crawlrag.models import (
+    INTERRUPTED_REASON,
     CodeHit,
     CrawlJob,
     JobStatus,
@@ -24,7 +25,8 @@ from crawlrag.models import (
     StoredPage,
     utcnow,
 )
-from crawlrag.store.base import EmbeddingMismatchError, PageWrite, StoreError
+from crawlrag.store import sqlite_reindex
+from crawlrag.store.base import EmbeddingMismatchError, PageWrite, SourceEmbeddings, SourceTexts, StoreError
 from crawlrag.store.query_terms import fts5_match
 from crawlrag.store.sqlite_schema import migrate
 from crawlrag.store.vector_index import VectorIndex
@@ -176,7 +178,7 @@ class SQLiteStore:
                 raise EmbeddingMismatchError(
                     f"source {source_id!r} was indexed with {row[0]} ({row[1]} dimensions) but the configured "
                     f"embedding model is {embedding_model} ({embedding_dim} dimensions): set EMBEDDING_MODEL back "
-                    f"or re-index the source"
+                    f"or re-embed it with `crawlrag reindex --source {source_id}`"
                 )
 
     def source_embedding(self, source_id: str) -> tuple[str, int] | None:
@@ -233,6 +235,22 @@ class SQLiteStore:
         self._chunk_index.remove(chunk_ids)
         self._code_index.remove(code_ids)
         return int(deleted)
+
+    def source_texts(self, source_id: str) -> SourceTexts:
+        with self._read() as conn:
+            return sqlite_reindex.source_texts(conn, source_id)
+
+    def replace_embeddings(self, model: str, dimension: int, updates: Sequence[SourceEmbeddings]) -> None:
+        for update in updates:
+            update.check(dimension)  # before the transaction, as write_page does
+        with self._write() as conn:
+            sqlite_reindex.replace_embeddings(conn, model, dimension, updates, utcnow().isoformat())
+        # Rows moved to new ids and possibly a new dimension: rebuild the matrices from the committed rows.
+        with self._lock:
+            self._chunk_index = VectorIndex()
+            self._code_index = VectorIndex()
+            self._data_version = -1
+            self._sync_indexes()
 
     # --- pages --------------------------------------------------------------------------------------------------
     def get_page(self, url: str) -> StoredPage | None:
@@ -501,10 +519,10 @@ class SQLiteStore:
         with self._write() as conn:
             return int(
                 conn.execute(
-                    "UPDATE jobs SET status = ?, error = COALESCE(error, 'the server stopped before the crawl ended'),"
-                    " updated_at = ? WHERE status IN (?, ?)",
+                    "UPDATE jobs SET status = ?, error = COALESCE(error, ?), updated_at = ? WHERE status IN (?, ?)",
                     (
                         JobStatus.INTERRUPTED.value,
+                        INTERRUPTED_REASON,
                         utcnow().isoformat(),
                         JobStatus.QUEUED.value,
                         JobStatus.RUNNING.value,
