@@ -6,7 +6,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -19,6 +19,7 @@ from crawlrag.config import Settings
 from crawlrag.crawl import Crawler, CrawlProgress, CrawlRequest, PageFailure, PageSkipped
 from crawlrag.crawl.urls import normalize_url
 from crawlrag.embeddings import Embedder
+from crawlrag.llm import Enricher, build_enricher
 from crawlrag.models import Chunk, CodeExample, Page, content_hash
 from crawlrag.store import EmbeddingMismatchError, PageWrite, Store
 from crawlrag.summaries import summarize_source
@@ -59,9 +60,11 @@ class IndexReport:
     source_ids: set[str] = field(default_factory=set)
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    llm: dict[str, Any] = field(default_factory=dict)  # the enricher's calls and fallback reasons, when one ran
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        extra = {"llm": self.llm} if self.llm else {}
+        return extra | {
             "pages_stored": self.progress.stored,
             "pages_unchanged": self.progress.unchanged,
             "pages_skipped": self.progress.skipped,
@@ -97,17 +100,29 @@ class _Prepared:
 class Indexer:
     """Indexes one crawl request into the store with the given embedder and (already entered) crawler."""
 
-    def __init__(self, settings: Settings, store: Store, embedder: Embedder, crawler: Crawler) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        embedder: Embedder,
+        crawler: Crawler,
+        *,
+        enricher: Enricher | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.embedder = embedder
         self.crawler = crawler
+        # LLM_PROVIDER=none builds none, and every text below is made exactly as without an LLM.
+        self.enricher = enricher if enricher is not None else build_enricher(settings)
+        self._owns_enricher = enricher is None and self.enricher is not None
         self._known_sources: set[str] = set()
 
     async def run(
         self, request: CrawlRequest, on_progress: Callable[[IndexProgress], None] | None = None
     ) -> IndexReport:
-        normalize_url(request.url)  # a bad start URL fails here with its own error, before any work starts
+        start = normalize_url(request.url)  # a bad start URL fails here with its own error, before any work starts
+        await anyio.to_thread.run_sync(self._check_known_source, start)
         started = time.perf_counter()
         report = IndexReport(IndexProgress(max_pages=request.max_pages))
         notify = on_progress or (lambda progress: None)
@@ -116,12 +131,17 @@ class Indexer:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._consume, receive, report, notify)
                 await self._produce(request, send, report, notify)
+            await anyio.to_thread.run_sync(self._summarize_sources, request.url, report)
         except BaseExceptionGroup as group_error:
             # Callers expect the error itself (a refused URL, a model mismatch), not the task group around it.
             if len(group_error.exceptions) == 1:
                 raise group_error.exceptions[0] from None
             raise
-        await anyio.to_thread.run_sync(self._summarize_sources, request.url, report)
+        finally:
+            if self.enricher is not None:
+                report.llm = self.enricher.status()
+                if self._owns_enricher:
+                    self.enricher.close()
         report.seconds = time.perf_counter() - started
         notify(report.progress)
         return report
@@ -193,13 +213,29 @@ class Indexer:
             chunk_size=self.settings.chunk_size,
             max_link_density=self.settings.max_link_density,
         )
-        contextual = self.settings.use_contextual_embeddings
-        texts = [embedding_text(chunk, contextual) for chunk in chunks]
         examples: list[CodeExample] = []
         if self.settings.use_agentic_rag:
             examples = extract_code_examples(page.markdown, url=page.url, min_chars=self.settings.code_min_chars)
         report.timings["chunk"] += time.perf_counter() - started
+        texts = self._embedding_texts(page, chunks, report)
+        if self.enricher is not None and examples:
+            started = time.perf_counter()
+            examples = [replace(example, summary=self.enricher.code_summary(example)) for example in examples]
+            report.timings["llm"] += time.perf_counter() - started
         return _Prepared(page, chunks, texts, [content_hash(text) for text in texts], examples)
+
+    def _embedding_texts(self, page: Page, chunks: list[Chunk], report: IndexReport) -> list[str]:
+        contextual = self.settings.use_contextual_embeddings
+        if not contextual or self.enricher is None or not chunks:
+            return [embedding_text(chunk, contextual) for chunk in chunks]
+        started = time.perf_counter()
+        contexts = self.enricher.chunk_contexts(page.markdown, [chunk.content for chunk in chunks])
+        report.timings["llm"] += time.perf_counter() - started
+        # Upstream's layout; a chunk the LLM could not situate gets the deterministic title/heading context.
+        return [
+            f"{context}\n---\n{chunk.content}" if context else embedding_text(chunk, contextual)
+            for context, chunk in zip(contexts, chunks, strict=True)
+        ]
 
     def _embed(self, texts: Sequence[str], hashes: Sequence[str], report: IndexReport) -> np.ndarray:
         """Embed texts, reusing stored vectors of identical text (boilerplate, unchanged chunks)."""
@@ -216,6 +252,12 @@ class Indexer:
             vectors[missing] = fresh
         report.timings["embed"] += time.perf_counter() - started
         return vectors
+
+    def _check_known_source(self, start_url: str) -> None:
+        """A re-crawl with another embedding model fails before fetching, even when no page has changed."""
+        stored = self.store.get_page(start_url)
+        if stored is not None:
+            self._ensure_source(stored.source_id)
 
     def _ensure_source(self, source_id: str) -> None:
         if source_id not in self._known_sources:
@@ -284,4 +326,7 @@ class Indexer:
             stored = self.store.get_page(root)
             if markdown is None or stored is None:
                 continue
-            self.store.set_source_summary(source_id, summarize_source(source_id, stored.title, markdown))
+            summary = summarize_source(source_id, stored.title, markdown)
+            if self.enricher is not None:
+                summary = self.enricher.source_summary(source_id, stored.title, markdown, summary)
+            self.store.set_source_summary(source_id, summary)

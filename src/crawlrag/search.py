@@ -16,7 +16,7 @@ from crawlrag.embeddings import Embedder
 from crawlrag.fusion import limit_per_group, reciprocal_rank_fusion
 from crawlrag.models import CodeHit, SearchHit
 from crawlrag.rerank import Reranker, RerankUnavailable
-from crawlrag.store import Store
+from crawlrag.store import EmbeddingMismatchError, Store
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ Hit = TypeVar("Hit", SearchHit, CodeHit)
 # Each side of hybrid search contributes this many candidates per requested result: enough that fusion and the
 # per-page limit still leave a full list, few enough that the keyword side stays fast.
 CANDIDATE_FACTOR = 4
+# How long an unscoped search trusts that every source matches the embedder; a scoped one always checks.
+MODEL_CHECK_SECONDS = 30.0
 
 
 class SearchInputError(ValueError):
@@ -58,6 +60,39 @@ class SearchService:
         self.store = store
         self.embedder = embedder
         self.reranker = reranker
+        self._all_checked_at: float | None = None
+
+    def check_embedding_model(self, source_id: str | None) -> None:
+        """Raise EmbeddingMismatchError when the sources searched were embedded with another model.
+
+        Vectors of another model (even of the same width) are not comparable with the query's, so searching them
+        would return confident nonsense.
+        """
+        wanted = (self.embedder.model_name, self.embedder.dimension)
+        if source_id is not None:
+            recorded = self.store.source_embedding(source_id)
+            mismatched = {source_id: recorded} if recorded is not None and recorded != wanted else {}
+        else:
+            now = time.monotonic()
+            if self._all_checked_at is not None and now - self._all_checked_at < MODEL_CHECK_SECONDS:
+                return
+            mismatched = {
+                s.source_id: (s.embedding_model or "", s.embedding_dim or 0)
+                for s in self.store.list_sources()
+                if s.embedding_model and (s.embedding_model, s.embedding_dim) != wanted
+            }
+            if not mismatched:
+                self._all_checked_at = now
+        if mismatched:
+            names = ", ".join(
+                f"{sid} ({model}, {dim} dimensions)" for sid, (model, dim) in list(mismatched.items())[:5]
+            )
+            only = f" --source {source_id}" if source_id is not None else ""
+            raise EmbeddingMismatchError(
+                f"the configured embedding model is {wanted[0]} ({wanted[1]} dimensions) but {names} "
+                f"{'was' if len(mismatched) == 1 else 'were'} indexed with another: set EMBEDDING_MODEL back or run "
+                f"`crawlrag reindex{only}`"
+            )
 
     def validate(self, query: str, match_count: int) -> str:
         query = query.replace("\x00", " ").strip() if isinstance(query, str) else ""
@@ -150,6 +185,7 @@ class SearchService:
             return result
 
         async def vector_side() -> list[Hit]:
+            await anyio.to_thread.run_sync(self.check_embedding_model, source_id)
             vec = await anyio.to_thread.run_sync(self.embedder.embed_query, query)
             return await anyio.to_thread.run_sync(vector, vec, pool, source_id)
 

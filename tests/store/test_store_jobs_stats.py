@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from store_helpers import DIM, MODEL, code_example, page_write, unit_vectors
 
-from crawlrag.models import CrawlJob, JobStatus
+from crawlrag.models import INTERRUPTED_REASON, CrawlJob, JobStatus
 from crawlrag.store.base import Store
 
 
@@ -68,7 +68,7 @@ def test_interrupt_unfinished_jobs(store: Store) -> None:
 
     jobs = {job.job_id: job for job in store.list_jobs()}
     assert jobs["queued"].status is JobStatus.INTERRUPTED
-    assert jobs["queued"].error == "the server stopped before the crawl ended"
+    assert jobs["queued"].error == INTERRUPTED_REASON
     assert (jobs["running"].status, jobs["running"].error) == (JobStatus.INTERRUPTED, "earlier warning")
     assert (jobs["done"].status, jobs["failed"].status) == (JobStatus.COMPLETED, JobStatus.FAILED)
 

@@ -3,5 +3,13 @@
 from crawlrag.embeddings.base import Embedder, EmbeddingError
 from crawlrag.embeddings.factory import build_embedder
 from crawlrag.embeddings.local import LocalEmbedder, resolve_model_path
+from crawlrag.embeddings.openai import OpenAICompatibleEmbedder
 
-__all__ = ["Embedder", "EmbeddingError", "LocalEmbedder", "build_embedder", "resolve_model_path"]
+__all__ = [
+    "Embedder",
+    "EmbeddingError",
+    "LocalEmbedder",
+    "OpenAICompatibleEmbedder",
+    "build_embedder",
+    "resolve_model_path",
+]
