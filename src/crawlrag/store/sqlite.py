@@ -378,45 +378,40 @@ class SQLiteStore:
         return found
 
     # --- search -------------------------------------------------------------------------------------------------
-    def _chunks_by_id(self, ids: Sequence[int]) -> dict[int, SearchHit]:
+    def _rows_by_id(self, table: str, columns: str, ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
         with self._read() as conn:
-            rows = conn.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks c WHERE c.id IN ({marks})", list(ids))
-            return {row[0]: SearchHit(*row) for row in rows}
+            rows = conn.execute(f"SELECT {columns} FROM {table} WHERE id IN ({marks})", list(ids))
+            return {row[0]: row for row in rows}
 
-    def _code_by_id(self, ids: Sequence[int]) -> dict[int, CodeHit]:
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        with self._read() as conn:
-            rows = conn.execute(f"SELECT {_CODE_COLUMNS} FROM code_examples e WHERE e.id IN ({marks})", list(ids))
-            return {row[0]: CodeHit(*row) for row in rows}
+    def _nearest(
+        self, index: VectorIndex, table: str, columns: str, query: np.ndarray, limit: int, source_id: str | None
+    ) -> list[tuple[tuple[Any, ...], float]]:
+        """Rows of the nearest vectors with their similarity; a row deleted meanwhile is left out."""
+        self._sync_indexes()
+        ranked = index.search(query, limit, source_id)
+        rows = self._rows_by_id(table, columns, [row_id for row_id, _ in ranked])
+        return [(rows[row_id], similarity) for row_id, similarity in ranked if row_id in rows]
 
     def vector_search(self, query: np.ndarray, limit: int, source_id: str | None = None) -> list[SearchHit]:
-        self._sync_indexes()
-        ranked = self._chunk_index.search(query, limit, source_id)
-        hits = self._chunks_by_id([chunk_id for chunk_id, _ in ranked])
-        results = []
-        for chunk_id, similarity in ranked:
-            if chunk_id in hits:
-                hit = hits[chunk_id]
-                hit.score = hit.similarity = similarity
-                results.append(hit)
-        return results
+        hits = []
+        for row, similarity in self._nearest(self._chunk_index, "chunks c", _CHUNK_COLUMNS, query, limit, source_id):
+            hit = SearchHit(*row)
+            hit.score = hit.similarity = similarity
+            hits.append(hit)
+        return hits
 
     def code_vector_search(self, query: np.ndarray, limit: int, source_id: str | None = None) -> list[CodeHit]:
-        self._sync_indexes()
-        ranked = self._code_index.search(query, limit, source_id)
-        hits = self._code_by_id([example_id for example_id, _ in ranked])
-        results = []
-        for example_id, similarity in ranked:
-            if example_id in hits:
-                hit = hits[example_id]
-                hit.score = hit.similarity = similarity
-                results.append(hit)
-        return results
+        hits = []
+        for row, similarity in self._nearest(
+            self._code_index, "code_examples e", _CODE_COLUMNS, query, limit, source_id
+        ):
+            hit = CodeHit(*row)
+            hit.score = hit.similarity = similarity
+            hits.append(hit)
+        return hits
 
     def _fts(
         self, table: str, alias: str, columns: str, query: str, limit: int, source_id: str | None, weights: str
