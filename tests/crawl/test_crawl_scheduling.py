@@ -128,3 +128,20 @@ async def test_depth_is_the_shortest_link_distance(
     async with Crawler(settings) as crawler:
         await crawl_all(crawler, CrawlRequest(ROOT, max_depth=3))
     assert y in site.fetched
+
+
+async def test_the_page_set_under_max_pages_does_not_depend_on_timing(
+    fake_site: Callable[[FakeSite], FakeSite], settings: Settings
+) -> None:
+    """Fetches finish in a different order each time; the pages kept under the budget must stay the same."""
+    pages = tree(fanout=4, depth=3)
+    chosen = []
+    for seed in range(3):
+        # Answer times shuffled per run, so links are discovered in a different order each time.
+        timed = {url: (0.001 * ((hash(url) + seed * 7919) % 9), links) for url, (_, links) in pages.items()}
+        site = fake_site(FakeSite(timed))
+        async with Crawler(settings) as crawler:
+            results = await crawl_all(crawler, CrawlRequest(ROOT, max_depth=3, max_pages=30, max_concurrent=6))
+        chosen.append({result.url for result in results if isinstance(result, Page)})
+        assert len(site.fetched) == 30
+    assert chosen[0] == chosen[1] == chosen[2]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -105,11 +104,19 @@ class Crawler:
                 yield result
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Item:
     url: str
     depth: int
     limit: int  # links of this page are followed while depth < limit
+    # Where the URL sits in the site: its parent's order plus its link position. Fetching in this order (not in
+    # the order fetches happen to finish) makes the pages that fit under max_pages the same on every crawl, so a
+    # re-crawl refreshes the pages it stored instead of wandering off to others.
+    order: tuple[int, ...] = ()
+
+    @property
+    def key(self) -> tuple[int, tuple[int, ...]]:
+        return (self.depth, self.order)
 
 
 class _CrawlRun:
@@ -138,7 +145,7 @@ class _CrawlRun:
         self._sites = {site_key(start)}
         self._seen: set[str] = set()  # URLs queued, filtered out or reached through a redirect
         self._claimed: set[str] = set()  # final URLs that already produced a result
-        self._frontier: deque[_Item] = deque()
+        self._frontier: dict[str, _Item] = {}  # waiting to be fetched, by URL
         self._pending: dict[asyncio.Task[FetchOutcome], tuple[_Item, Validators | None]] = {}
         self._pages = self._failed = self._skipped = 0
         self._url_budget = max(URL_BUDGET_PER_PAGE * request.max_pages, MIN_URL_BUDGET)
@@ -181,7 +188,7 @@ class _CrawlRun:
         """Stop at the crawl deadline: cancel what is in flight and report it, and what waits, as skipped."""
         in_flight = [item for item, _ in self._pending.values()]
         await self._cancel_pending()
-        waiting = [item for item in self._frontier if item.url not in self._claimed]
+        waiting = [item for item in self._frontier.values() if item.url not in self._claimed]
         self._frontier.clear()
         reason = self._time_limit_reason()
         return [PageSkipped(item.url, reason) for item in (*in_flight, *waiting)]
@@ -205,14 +212,23 @@ class _CrawlRun:
                 return [PageFailure(start, f"sitemap could not be read: {exc}")]
             else:
                 log.info("sitemap %s lists %d URLs", start, len(urls))
-                return [skip for url in urls if (skip := self._discover(url, 0, 0, report_other_site=True))]
+                return [
+                    skip
+                    for position, url in enumerate(urls)
+                    if (skip := self._discover(url, 0, 0, (position,), report_other_site=True))
+                ]
         # Text files are stored as they are; only an llms.txt leads on, one level, to the pages it lists.
         text_limit = min(1, request.max_depth) if is_llms_txt(start) else 0
         limit = text_limit if kind == "text" else request.max_depth
-        self._frontier.append(_Item(start, 0, limit))
+        self._frontier[start] = _Item(start, 0, limit)
         return []
 
-    def _discover(self, url: str, depth: int, limit: int, *, report_other_site: bool = False) -> PageSkipped | None:
+    def _discover(
+        self, url: str, depth: int, limit: int, order: tuple[int, ...], *, report_other_site: bool = False
+    ) -> PageSkipped | None:
+        waiting = self._frontier.get(url)
+        if waiting is not None and (depth, order) < waiting.key:
+            waiting.depth, waiting.order = depth, order  # found again from a page earlier in the site's order
         if url in self._seen:
             return None
         if site_key(url) not in self._sites:
@@ -225,7 +241,7 @@ class _CrawlRun:
         self._seen.add(url)
         if not passes_filters(url, self._request.include, self._request.exclude):
             return PageSkipped(url, "excluded")
-        self._frontier.append(_Item(url, depth, limit))
+        self._frontier[url] = _Item(url, depth, limit, order)
         return None
 
     def _dispatch(self) -> None:
@@ -235,11 +251,11 @@ class _CrawlRun:
             and len(self._pending) < request.max_concurrent
             and self._pages + len(self._pending) < request.max_pages
         ):
-            item = self._frontier[0]
+            item = min(self._frontier.values(), key=lambda waiting: waiting.key)
             # Level barrier: a deeper page waits until every shallower fetch is done (exact BFS depths).
             if any(other.depth < item.depth for other, _ in self._pending.values()):
                 break
-            self._frontier.popleft()
+            del self._frontier[item.url]
             if item.url in self._claimed:  # already reached through a redirect
                 continue
             stored = self._stored(item.url)
@@ -289,8 +305,8 @@ class _CrawlRun:
         else:
             yield result
         if item.depth < item.limit and self._pages < self._request.max_pages:
-            for link in outcome.links:
-                skipped = self._discover(link, item.depth + 1, item.limit)
+            for position, link in enumerate(outcome.links):
+                skipped = self._discover(link, item.depth + 1, item.limit, (*item.order, position))
                 if skipped is not None:
                     yield skipped
 
