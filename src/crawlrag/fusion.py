@@ -46,3 +46,38 @@ def limit_per_group(items: Iterable[T], *, group: Callable[[T], Hashable], per_g
             counts[name] = counts.get(name, 0) + 1
             kept.append(item)
     return kept
+
+
+def grouped_rank_fusion(
+    rankings: Sequence[Sequence[T]],
+    *,
+    key: Callable[[T], Hashable],
+    group: Callable[[T], Hashable],
+    weights: Sequence[float] | None = None,
+    k: int = 60,
+) -> list[tuple[T, float]]:
+    """Reciprocal rank fusion that lets each group (page) vote once per list through its best item (chunk).
+
+    A group's rank in a list is the rank of its best item there, counted over groups. Fusing at this level lets
+    a page whose best chunk for keywords differs from its best chunk for meaning collect both votes, where
+    item-level fusion would split them between two chunks and let a page that is middling on both sides win.
+    The group's best item carries the group's score; its other items stand on their own item-level score, so
+    they follow other pages' best chunks unless they are strong in their own right.
+    """
+    group_rankings = []
+    for ranking in rankings:
+        ordered: dict[Hashable, T] = {}
+        for item in ranking:
+            ordered.setdefault(group(item), item)
+        group_rankings.append(list(ordered))
+    group_scores = dict(reciprocal_rank_fusion(group_rankings, key=lambda name: name, weights=weights, k=k))
+    scored: list[tuple[T, float]] = []
+    led: set[Hashable] = set()
+    for item, score in reciprocal_rank_fusion(rankings, key=key, weights=weights, k=k):
+        name = group(item)
+        if name not in led:
+            led.add(name)
+            score = group_scores[name]
+        scored.append((item, score))
+    scored.sort(key=lambda pair: pair[1], reverse=True)
+    return scored

@@ -13,7 +13,7 @@ import numpy as np
 
 from crawlrag.config import Settings
 from crawlrag.embeddings import Embedder
-from crawlrag.fusion import limit_per_group, reciprocal_rank_fusion
+from crawlrag.fusion import grouped_rank_fusion, limit_per_group
 from crawlrag.models import CodeHit, SearchHit
 from crawlrag.rerank import Reranker, RerankUnavailable
 from crawlrag.store import EmbeddingMismatchError, Store
@@ -198,9 +198,10 @@ class SearchService:
         if mode in ("keyword", "hybrid"):
             rankings.append(await timed("keyword", keyword_side))
         if mode == "hybrid":
-            fused = reciprocal_rank_fusion(
+            fused = grouped_rank_fusion(
                 rankings,
                 key=key,
+                group=group,
                 k=self.settings.rrf_k,
                 weights=[self.settings.rrf_vector_weight, self.settings.rrf_keyword_weight],
             )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from crawlrag.fusion import limit_per_group, reciprocal_rank_fusion
+from crawlrag.fusion import grouped_rank_fusion, limit_per_group, reciprocal_rank_fusion
 
 
 def test_rrf_math() -> None:
@@ -34,3 +34,25 @@ def test_limit_per_group() -> None:
     items = [("p1", 1), ("p1", 2), ("p1", 3), ("p2", 4), ("p3", 5), ("p2", 6)]
     kept = limit_per_group(items, group=lambda item: item[0], per_group=2, limit=4)
     assert kept == [("p1", 1), ("p1", 2), ("p2", 4), ("p3", 5)]
+
+
+def test_grouped_fusion_lets_a_page_collect_votes_from_different_chunks() -> None:
+    # Page "a" is first on both sides through different chunks; page "b" is second on both sides through one
+    # chunk. Item-level fusion would rank b1 first; page-level fusion ranks page a first.
+    vector = ["a1", "b1", "c1"]
+    keyword = ["a2", "b1", "c1"]
+    item_level = [item for item, _ in reciprocal_rank_fusion([vector, keyword], key=str)]
+    assert item_level[0] == "b1"
+    fused = grouped_rank_fusion([vector, keyword], key=str, group=lambda item: item[0])
+    order = [item for item, _ in fused]
+    assert order[0] in ("a1", "a2") and order[1] == "b1"
+    scores = dict(fused)
+    assert scores[order[0]] == pytest.approx(2 / 61)
+    # The page's other chunk keeps only its own item-level score, after the other pages' best chunks.
+    other = "a2" if order[0] == "a1" else "a1"
+    assert scores[other] == pytest.approx(1 / 61) and order.index(other) > order.index("b1")
+
+
+def test_grouped_fusion_with_singleton_groups_is_plain_rrf() -> None:
+    rankings = [["x", "y", "z"], ["z", "x"]]
+    assert grouped_rank_fusion(rankings, key=str, group=str) == reciprocal_rank_fusion(rankings, key=str)
