@@ -13,3 +13,5 @@ echo "== mypy" >&2
 .venv/bin/mypy
 echo "== pytest" >&2
 .venv/bin/pytest -p no:cacheprovider --cov=crawlrag --cov-report=term "$@"
+echo "== coverage of crawlrag.rerank (at least 90%)" >&2
+.venv/bin/coverage report --include='*/crawlrag/rerank/*' --fail-under=90 | tail -1
