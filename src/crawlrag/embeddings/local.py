@@ -14,6 +14,7 @@ import numpy as np
 from crawlrag.config import DEFAULT_EMBEDDING_MODEL
 from crawlrag.embeddings.base import EmbeddingError
 from crawlrag.embeddings.precision import PrecisionChoice, choose_precision
+from crawlrag.model_loading import MODEL_BUILD_LOCK
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -110,7 +111,8 @@ class LocalEmbedder:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # its bars would flood the terminal of every CLI run
-        model = SentenceTransformer(source, device=self._device)
+        with MODEL_BUILD_LOCK:
+            model = SentenceTransformer(source, device=self._device)
 
         def encode(texts: list[str]) -> np.ndarray:
             return self._encode(model, texts)

@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from crawlrag.config import Settings
+from crawlrag.model_loading import MODEL_BUILD_LOCK
 from crawlrag.rerank.device import CPU, DeviceChoice, DeviceManager, Precision
 from crawlrag.rerank.hub import ModelSource, local_directory
 
@@ -106,14 +107,15 @@ class TorchBackend:
         from sentence_transformers import CrossEncoder
 
         model_kwargs = {"dtype": getattr(torch, precision)} if precision != "float32" else None
-        model = CrossEncoder(
-            source.location,
-            device=device,
-            max_length=max_length,
-            # local_files_only also stops sentence-transformers asking the hub for model-card data.
-            local_files_only=source.local,
-            model_kwargs=model_kwargs,
-        )
+        with MODEL_BUILD_LOCK:
+            model = CrossEncoder(
+                source.location,
+                device=device,
+                max_length=max_length,
+                # local_files_only also stops sentence-transformers asking the hub for model-card data.
+                local_files_only=source.local,
+                model_kwargs=model_kwargs,
+            )
         positions = getattr(model.config, "max_position_embeddings", None)
         if isinstance(positions, int) and positions < max_length:
             log.info(

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from crawlrag.model_loading import MODEL_BUILD_LOCK
 from crawlrag.rerank.backends import Pair, scores_to_list
 from crawlrag.rerank.errors import ModelLoadError
 
@@ -88,9 +89,10 @@ def _export_fp32(model_dir: Path, entry: Path) -> None:
 
     log.info("exporting %s to ONNX in %s (once per model)", model_dir, entry)
     # Eager attention: SDPA traces into a graph the TorchScript exporter handles poorly.
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_dir, attn_implementation="eager", local_files_only=True
-    ).eval()
+    with MODEL_BUILD_LOCK:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            model_dir, attn_implementation="eager", local_files_only=True
+        ).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     backend_tokenizer = getattr(tokenizer, "backend_tokenizer", None)
     if backend_tokenizer is None:
