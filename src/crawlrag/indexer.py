@@ -17,7 +17,7 @@ from crawlrag.chunking import chunk_markdown
 from crawlrag.code_examples import extract_code_examples
 from crawlrag.config import Settings
 from crawlrag.crawl import Crawler, CrawlProgress, CrawlRequest, PageFailure, PageSkipped
-from crawlrag.crawl.urls import normalize_url
+from crawlrag.crawl.urls import normalize_url, source_id_for
 from crawlrag.embeddings import Embedder
 from crawlrag.llm import Enricher, build_enricher
 from crawlrag.models import Chunk, CodeExample, Page, content_hash
@@ -174,6 +174,7 @@ class Indexer:
                 elif isinstance(item, PageSkipped):
                     if item.reason == "not modified":
                         progress.unchanged += 1
+                        report.source_ids.add(source_id_for(request.url))  # the crawler files pages under it
                         await anyio.to_thread.run_sync(self.store.touch_page, item.url)
                     else:
                         progress.skipped += 1

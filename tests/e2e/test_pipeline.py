@@ -83,6 +83,7 @@ async def test_crawl_index_recrawl_and_search(
     second = await index(settings, store, embedder, base + "/", max_depth=3)
     assert second.progress.stored == 0 and second.progress.chunks_embedded == 0
     assert second.progress.unchanged == len(stored)
+    assert second.source_ids == {source.source_id}
     assert store.stats()["chunks"] == chunk_rows
     invariants(settings)
 
