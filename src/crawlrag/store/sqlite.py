@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -16,18 +14,17 @@ from typing import Any
 import numpy as np
 
 from crawlrag.models import (
-    INTERRUPTED_REASON,
     CodeHit,
     CrawlJob,
-    JobStatus,
     SearchHit,
     SourceInfo,
     StoredPage,
     utcnow,
 )
-from crawlrag.store import sqlite_reindex
+from crawlrag.store import sqlite_jobs, sqlite_reindex, sqlite_write
 from crawlrag.store.base import EmbeddingMismatchError, PageWrite, SourceEmbeddings, SourceTexts, StoreError
 from crawlrag.store.query_terms import fts5_match
+from crawlrag.store.sqlite_errors import begin_immediate, translated_errors
 from crawlrag.store.sqlite_schema import migrate
 from crawlrag.store.vector_index import VectorIndex
 
@@ -37,60 +34,10 @@ _CHUNK_COLUMNS = "c.id, c.url, c.source_id, c.title, c.headings, c.chunk_index, 
 _CODE_COLUMNS = "e.id, e.url, e.source_id, e.language, e.code, e.summary, e.headings"
 # SQLite's busy handler does not cover every SQLITE_BUSY (e.g. while another connection recovers the WAL), so
 # taking the write lock is retried a few times with backoff before the error reaches the user.
-_BEGIN_ATTEMPTS = 5
-_BEGIN_FIRST_DELAY_SECONDS = 0.05
 
 
 def _ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
-
-
-def _blob(vector: np.ndarray) -> bytes:
-    return np.asarray(vector, dtype=np.float32).tobytes()
-
-
-@contextmanager
-def _translated_errors(path: Path) -> Iterator[None]:
-    """Turn SQLite's terse failures into messages that tell the user what to do."""
-    try:
-        yield
-    except sqlite3.IntegrityError as exc:
-        raise StoreError(f"the write to {path} was refused as inconsistent: {exc}") from exc
-    except sqlite3.OperationalError as exc:
-        text = str(exc).lower()
-        if "readonly" in text or "read-only" in text:
-            raise StoreError(f"the database {path} is read-only: check its permissions") from exc
-        if "disk" in text and ("full" in text or "i/o" in text):
-            raise StoreError(f"cannot write to {path}: the disk is full or failing ({exc})") from exc
-        if _is_busy(exc):
-            raise StoreError(f"the database {path} stayed locked by another process: try again ({exc})") from exc
-        if "unable to open" in text:
-            raise StoreError(
-                f"cannot open the database {path}: check that it and its folder exist and are writable ({exc})"
-            ) from exc
-        raise StoreError(f"database error in {path}: {exc}") from exc
-    except sqlite3.DatabaseError as exc:  # "file is not a database" and other damage
-        raise StoreError(f"{path} is not a usable crawlrag database: {exc}") from exc
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
-
-
-def _begin_immediate(conn: sqlite3.Connection) -> None:
-    """Take the write lock (BEGIN IMMEDIATE), retrying with backoff while another connection holds it."""
-    delay = _BEGIN_FIRST_DELAY_SECONDS
-    for attempt in range(_BEGIN_ATTEMPTS):
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or attempt == _BEGIN_ATTEMPTS - 1:
-                raise
-            log.info("the database is locked by another connection; retrying in %.2fs", delay)
-            time.sleep(delay)
-            delay *= 2
 
 
 class SQLiteStore:
@@ -103,7 +50,7 @@ class SQLiteStore:
         except OSError as exc:
             raise StoreError(f"cannot create the database folder {self.path.parent}: {exc}") from exc
         self._lock = threading.RLock()
-        with _translated_errors(self.path):
+        with translated_errors(self.path):
             self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             self._conn.execute("PRAGMA journal_mode = WAL")
@@ -118,13 +65,13 @@ class SQLiteStore:
     # --- plumbing -----------------------------------------------------------------------------------------------
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, _translated_errors(self.path):
+        with self._lock, translated_errors(self.path):
             yield self._conn
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, _translated_errors(self.path):
-            _begin_immediate(self._conn)
+        with self._lock, translated_errors(self.path):
+            begin_immediate(self._conn)
             try:
                 # Holding the write lock, catch up with other processes' commits first, so that the version
                 # recorded after our commit never hides one of theirs.
@@ -283,81 +230,14 @@ class SQLiteStore:
                     f"{page.source_id!r} uses {model[1]}"
                 )
         with self._write() as conn:
-            old = conn.execute("SELECT id FROM pages WHERE url = ?", (page.url,)).fetchone()
-            old_chunks = old_code = []
-            if old:
-                old_chunks = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE page_id = ?", (old[0],))]
-                old_code = [r[0] for r in conn.execute("SELECT id FROM code_examples WHERE page_id = ?", (old[0],))]
-                conn.execute("DELETE FROM pages WHERE id = ?", (old[0],))
-            page_id = conn.execute(
-                "INSERT INTO pages (url, source_id, title, markdown, content_hash, word_count, chunk_count, etag,"
-                " last_modified, crawled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    page.url,
-                    page.source_id,
-                    page.title,
-                    page.markdown,
-                    page.content_hash,
-                    page.word_count,
-                    len(write.chunks),
-                    page.etag,
-                    page.last_modified,
-                    utcnow().isoformat(),
-                ),
-            ).lastrowid
-            chunk_ids = [
-                conn.execute(
-                    "INSERT INTO chunks (page_id, source_id, url, chunk_index, title, headings, content, content_hash,"
-                    " embed_hash, embedding_model, char_count, word_count, embedding)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        page_id,
-                        page.source_id,
-                        page.url,
-                        chunk.chunk_index,
-                        chunk.title,
-                        chunk.headings,
-                        chunk.content,
-                        chunk.content_hash,
-                        embed_hash,
-                        model_name,
-                        chunk.char_count,
-                        chunk.word_count,
-                        _blob(vector),
-                    ),
-                ).lastrowid
-                for chunk, vector, embed_hash in zip(write.chunks, write.embeddings, write.embed_hashes, strict=True)
-            ]
-            code_vectors = write.code_embeddings if write.code_embeddings is not None else np.zeros((0, 0))
-            code_ids = [
-                conn.execute(
-                    "INSERT INTO code_examples (page_id, source_id, url, chunk_index, language, code, summary,"
-                    " context_before, context_after, headings, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        page_id,
-                        page.source_id,
-                        page.url,
-                        example.chunk_index,
-                        example.language,
-                        example.code,
-                        example.summary,
-                        example.context_before,
-                        example.context_after,
-                        example.headings,
-                        _blob(vector),
-                    ),
-                ).lastrowid
-                for example, vector in zip(write.code_examples, code_vectors, strict=True)
-            ]
-            conn.execute(
-                "UPDATE sources SET updated_at = ? WHERE source_id = ?", (utcnow().isoformat(), page.source_id)
-            )
+            written = sqlite_write.replace_page(conn, write, model_name)
+        code_vectors = write.code_embeddings if write.code_embeddings is not None else np.zeros((0, 0))
         # The matrices change only after the commit, so a failed write leaves search exactly as it was.
-        self._chunk_index.remove(old_chunks)
-        self._code_index.remove(old_code)
-        self._chunk_index.add(chunk_ids, write.embeddings, [page.source_id] * len(chunk_ids))
-        if code_ids:
-            self._code_index.add(code_ids, code_vectors, [page.source_id] * len(code_ids))
+        self._chunk_index.remove(written.old_chunk_ids)
+        self._code_index.remove(written.old_code_ids)
+        self._chunk_index.add(written.chunk_ids, write.embeddings, [page.source_id] * len(written.chunk_ids))
+        if written.code_ids:
+            self._code_index.add(written.code_ids, code_vectors, [page.source_id] * len(written.code_ids))
 
     def touch_page(self, url: str) -> None:
         with self._write() as conn:
@@ -456,74 +336,19 @@ class SQLiteStore:
     def save_job(self, job: CrawlJob) -> None:
         job.updated_at = utcnow()
         with self._write() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO jobs (job_id, url, options, status, pages_done, pages_failed, pages_skipped,"
-                " pages_total, chunks_stored, error, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job.job_id,
-                    job.url,
-                    json.dumps(job.options),
-                    job.status.value,
-                    job.pages_done,
-                    job.pages_failed,
-                    job.pages_skipped,
-                    job.pages_total,
-                    job.chunks_stored,
-                    job.error,
-                    job.created_at.isoformat(),
-                    job.updated_at.isoformat(),
-                ),
-            )
-
-    @staticmethod
-    def _job(row: tuple[Any, ...]) -> CrawlJob:
-        return CrawlJob(
-            job_id=row[0],
-            url=row[1],
-            options=json.loads(row[2]),
-            status=JobStatus(row[3]),
-            pages_done=row[4],
-            pages_failed=row[5],
-            pages_skipped=row[6],
-            pages_total=row[7],
-            chunks_stored=row[8],
-            error=row[9],
-            created_at=datetime.fromisoformat(row[10]),
-            updated_at=datetime.fromisoformat(row[11]),
-        )
-
-    _JOB_COLUMNS = (
-        "job_id, url, options, status, pages_done, pages_failed, pages_skipped, pages_total, chunks_stored, error,"
-        " created_at, updated_at"
-    )
+            sqlite_jobs.save_job(conn, job)
 
     def get_job(self, job_id: str) -> CrawlJob | None:
         with self._read() as conn:
-            row = conn.execute(f"SELECT {self._JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-        return self._job(row) if row else None
+            return sqlite_jobs.get_job(conn, job_id)
 
     def list_jobs(self, limit: int = 50) -> list[CrawlJob]:
         with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT {self._JOB_COLUMNS} FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)
-            ).fetchall()
-        return [self._job(row) for row in rows]
+            return sqlite_jobs.list_jobs(conn, limit)
 
     def interrupt_unfinished_jobs(self) -> int:
         with self._write() as conn:
-            return int(
-                conn.execute(
-                    "UPDATE jobs SET status = ?, error = COALESCE(error, ?), updated_at = ? WHERE status IN (?, ?)",
-                    (
-                        JobStatus.INTERRUPTED.value,
-                        INTERRUPTED_REASON,
-                        utcnow().isoformat(),
-                        JobStatus.QUEUED.value,
-                        JobStatus.RUNNING.value,
-                    ),
-                ).rowcount
-            )
+            return sqlite_jobs.interrupt_unfinished_jobs(conn)
 
     # --- health -------------------------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-import numpy as np
-
 from crawlrag.store.base import (
     EmbeddingMismatchError,
     SourceEmbeddings,
@@ -15,6 +13,7 @@ from crawlrag.store.base import (
     StoredCodeText,
     StoreError,
 )
+from crawlrag.store.sqlite_write import blob
 
 _MOVED = {
     "chunks": (
@@ -106,17 +105,13 @@ def replace_embeddings(
         _check_unchanged(conn, "chunks", update.source_id, update.chunk_ids)
         _check_unchanged(conn, "code_examples", update.source_id, update.code_ids)
         chunk_rows = [
-            (int(i), h, _blob(v))
+            (int(i), h, blob(v))
             for i, h, v in zip(update.chunk_ids, update.embed_hashes, update.embeddings, strict=True)
         ]
         _move(conn, "chunks", model, chunk_rows)
-        code_rows = [(int(i), "", _blob(v)) for i, v in zip(update.code_ids, update.code_embeddings, strict=True)]
+        code_rows = [(int(i), "", blob(v)) for i, v in zip(update.code_ids, update.code_embeddings, strict=True)]
         _move(conn, "code_examples", model, code_rows)
         conn.execute(
             "UPDATE sources SET embedding_model = ?, embedding_dim = ?, updated_at = ? WHERE source_id = ?",
             (model, dimension, now, update.source_id),
         )
-
-
-def _blob(vector: np.ndarray) -> bytes:
-    return np.asarray(vector, dtype=np.float32).tobytes()
