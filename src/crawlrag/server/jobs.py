@@ -240,6 +240,7 @@ class JobManager:
             self._finish(job, JobStatus.INTERRUPTED, INTERRUPTED_ERROR)
             with anyio.CancelScope(shield=True):
                 await self._save(job)
+            job.done.set()
             raise
         except Exception as exc:
             error = describe_error(exc)
@@ -249,6 +250,8 @@ class JobManager:
                 log.exception("crawl job %s failed", job.job_id)
             self._finish(job, JobStatus.FAILED, error)
         await self._save(job)
+        # Waiters (cancel_crawl, the tool call waiting on the crawl) wake only once the final state is stored.
+        job.done.set()
 
     def _finish_with_report(self, job: Job, report: IndexReport) -> None:
         self._copy_progress(job, report.progress)
@@ -264,7 +267,6 @@ class JobManager:
     def _finish(self, job: Job, status: JobStatus, error: str | None) -> None:
         job.record.status = status
         job.record.error = error
-        job.done.set()
         self.metrics.jobs_finished.labels(status.value).inc()
         self._update_gauges()
 
