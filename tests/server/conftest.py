@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from mcp.server.mcpserver import MCPServer
-from server_helpers import make_context
+from server_helpers import StartServer, make_context
 from sitegen import SiteInfo, build_docs_site, serve_site
 
 from crawlrag.config import Settings
@@ -16,8 +16,6 @@ from crawlrag.embeddings import LocalEmbedder
 from crawlrag.rerank import Reranker
 from crawlrag.server.app import build_mcp_server
 from crawlrag.server.runtime import ServerRuntime
-
-StartServer = Callable[..., AbstractAsyncContextManager[tuple[ServerRuntime, MCPServer[Any]]]]
 
 
 @pytest.fixture(scope="session")

@@ -6,19 +6,22 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 from mcp import Client
+from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult
 
 from crawlrag.config import Settings
 from crawlrag.context import AppContext
 from crawlrag.embeddings import Embedder
 from crawlrag.rerank import Reranker
+from crawlrag.server.runtime import ServerRuntime
 
 
 class FakeReranker:
@@ -47,6 +50,10 @@ class FakeReranker:
 
     def close(self) -> None:
         pass
+
+
+# What the `start_server` fixture returns: enter it to get a started runtime and its MCP server.
+StartServer = Callable[..., AbstractAsyncContextManager[tuple[ServerRuntime, MCPServer[Any]]]]
 
 
 def make_context(settings: Settings, embedder: Embedder, reranker: Reranker | None = None) -> AppContext:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import StartServer
 from mcp import Client
-from server_helpers import call
+from server_helpers import StartServer, call
 
 BAD_CALLS: list[tuple[str, dict[str, Any], str]] = [
     ("crawl_single_page", {"url": "file:///etc/passwd"}, "only http:// and https://"),

@@ -6,9 +6,8 @@ The site's /slow/ section has six pages that each answer after SLOW_SECONDS, so 
 from __future__ import annotations
 
 import anyio
-from conftest import StartServer
 from mcp import Client
-from server_helpers import call, poll_job
+from server_helpers import StartServer, call, poll_job
 from sitegen import SLOW_SECONDS
 
 from crawlrag.models import CrawlJob, JobStatus

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import StartServer
 from mcp import Client
-from server_helpers import FakeReranker, call
+from server_helpers import FakeReranker, StartServer, call
 from sitegen import SiteInfo
 
 CRAWL_TOOLS = {"crawl_single_page", "smart_crawl_url", "resume_crawl"}

@@ -9,7 +9,7 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
 from crawlrag.models import CodeHit, SearchHit
-from crawlrag.search import SearchMode, SearchResponse
+from crawlrag.search import SearchMode
 from crawlrag.server.arguments import ArgumentError, clean_source
 from crawlrag.server.runtime import ServerRuntime
 from crawlrag.server.toolkit import READ_ONLY, ToolResult, add_tool, fail, ok
@@ -75,22 +75,33 @@ async def _check_source(runtime: ServerRuntime, source: str | None) -> str | Non
     return source
 
 
-async def _mode(runtime: ServerRuntime) -> tuple[SearchMode | None, str | None]:
-    """The search mode to use: the default, or keyword-only (and why) while the embedding model is unusable."""
+async def _answer(
+    runtime: ServerRuntime,
+    query: str,
+    source: str | None,
+    match_count: int,
+    *,
+    code: bool,
+) -> ToolResult:
+    """Run one search (chunks or code examples) and shape the tool result; crawled text stays in data fields."""
+    search = runtime.context.search
+    query = search.validate(query, match_count)
+    source_id = await _check_source(runtime, source)
     reason = await runtime.embedder_unavailable()
-    return (None, None) if reason is None else ("keyword", f"keyword-only search: {reason}")
-
-
-def _search_fields(response: SearchResponse, degraded: str | None) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "search_mode": response.search_mode,
-        "reranking_applied": response.reranking_applied,
-    }
+    # While the embedding model is unusable, keyword search still answers, and the result says why.
+    mode: SearchMode | None = None if reason is None else "keyword"
+    run = search.search_code if code else search.search
+    response = await run(query, source_id=source_id, match_count=match_count, mode=mode)
+    results = [
+        _code(hit, response.reranking_applied) if isinstance(hit, CodeHit) else _chunk(hit, response.reranking_applied)
+        for hit in response.results
+    ]
+    fields: dict[str, Any] = {"search_mode": response.search_mode, "reranking_applied": response.reranking_applied}
     if response.reranking_reason:
         fields["reranking_reason"] = response.reranking_reason
-    if degraded:
-        fields["degraded"] = degraded
-    return fields
+    if reason is not None:
+        fields["degraded"] = f"keyword-only search: {reason}"
+    return ok(query=query, source_filter=source_id, **fields, count=len(results), results=results, notice=DATA_NOTICE)
 
 
 def register_search_tools(mcp: MCPServer[Any], runtime: ServerRuntime) -> None:
@@ -110,20 +121,7 @@ def register_search_tools(mcp: MCPServer[Any], runtime: ServerRuntime) -> None:
         Results carry url, title, headings, content, similarity and, when the cross-encoder reranked them,
         rerank_score. `search_mode` (hybrid, vector or keyword) and `reranking_applied` say how they were found.
         """
-        search = runtime.context.search
-        query = search.validate(query, match_count)
-        source_id = await _check_source(runtime, source)
-        mode, degraded = await _mode(runtime)
-        response = await search.search(query, source_id=source_id, match_count=match_count, mode=mode)
-        results = [_chunk(hit, response.reranking_applied) for hit in response.results]
-        return ok(
-            query=query,
-            source_filter=source_id,
-            **_search_fields(response, degraded),
-            count=len(results),
-            results=results,
-            notice=DATA_NOTICE,
-        )
+        return await _answer(runtime, query, source, match_count, code=False)
 
     @add_tool(mcp, runtime, title="Search code examples", annotations=READ_ONLY)
     async def search_code_examples(query: Query, source_id: Source = None, match_count: MatchCount = 5) -> ToolResult:
@@ -133,17 +131,4 @@ def register_search_tools(mcp: MCPServer[Any], runtime: ServerRuntime) -> None:
         """
         if not runtime.settings.use_agentic_rag:
             return fail(CODE_SEARCH_DISABLED)
-        search = runtime.context.search
-        query = search.validate(query, match_count)
-        source = await _check_source(runtime, source_id)
-        mode, degraded = await _mode(runtime)
-        response = await search.search_code(query, source_id=source, match_count=match_count, mode=mode)
-        results = [_code(hit, response.reranking_applied) for hit in response.results]
-        return ok(
-            query=query,
-            source_filter=source,
-            **_search_fields(response, degraded),
-            count=len(results),
-            results=results,
-            notice=DATA_NOTICE,
-        )
+        return await _answer(runtime, query, source_id, match_count, code=True)
