@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hostile_http import HostileServer, body
 from security_helpers import DOCS_HOST, HashEmbedder, make_context, suite_resolver
@@ -60,3 +61,16 @@ def build_index(settings: Settings, db_path: Path) -> IndexedSite:
             )
         source_id = anyio.run(run, server)
     return IndexedSite(settings, db_path, source_id)
+
+
+def index_in(folder: Path, **overrides: Any) -> IndexedSite:
+    """Build the index in `folder` with the settings the hostile suites share (private network refused)."""
+    db_path = folder / "index.db"
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{db_path}",
+        "allow_private_network": False,
+        "allowed_hosts": [DOCS_HOST],
+        "browser": "never",
+        "respect_robots_txt": False,
+    }
+    return build_index(Settings(_env_file=None, **(values | overrides)), db_path)  # type: ignore[call-arg]

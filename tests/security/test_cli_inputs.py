@@ -10,12 +10,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from indexed import IndexedSite, build_index
-from security_helpers import DOCS_HOST, content_digest
+from indexed import IndexedSite, index_in
+from security_helpers import content_digest
 from typer.testing import CliRunner, Result
 
 from crawlrag.cli import app
-from crawlrag.config import Settings
 
 pytestmark = pytest.mark.hostile
 
@@ -24,16 +23,7 @@ Invoke = Callable[..., Result]
 
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory: pytest.TempPathFactory) -> IndexedSite:
-    db_path = tmp_path_factory.mktemp("cli") / "cli.db"
-    settings = Settings(
-        _env_file=None,
-        database_url=f"sqlite:///{db_path}",
-        allow_private_network=False,
-        allowed_hosts=[DOCS_HOST],
-        browser="never",
-        respect_robots_txt=False,
-    )
-    return build_index(settings, db_path)
+    return index_in(tmp_path_factory.mktemp("cli"))
 
 
 @pytest.fixture

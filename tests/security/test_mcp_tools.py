@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from hostile_http import HostileServer, body
-from indexed import INJECTION, IndexedSite, build_index
+from indexed import INJECTION, IndexedSite, index_in
 from mcp import Client
 from mcp_types import CallToolResult
 from security_helpers import (
@@ -25,7 +25,6 @@ from security_helpers import (
     make_context,
 )
 
-from crawlrag.config import Settings
 from crawlrag.crawl import Crawler
 from crawlrag.server.app import build_mcp_server
 from crawlrag.server.runtime import ServerRuntime
@@ -37,16 +36,7 @@ Connect = Callable[[], AbstractAsyncContextManager[Client]]
 
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory: pytest.TempPathFactory) -> IndexedSite:
-    db_path = tmp_path_factory.mktemp("mcp") / "index.db"
-    settings = Settings(
-        _env_file=None,
-        database_url=f"sqlite:///{db_path}",
-        allow_private_network=False,
-        allowed_hosts=[DOCS_HOST],
-        browser="never",
-        respect_robots_txt=False,
-    )
-    return build_index(settings, db_path)
+    return index_in(tmp_path_factory.mktemp("mcp"))
 
 
 @pytest.fixture

@@ -7,10 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from indexed import INJECTION, IndexedSite, build_index
+from indexed import INJECTION, IndexedSite, index_in
 from security_helpers import DOCS_HOST, HashEmbedder, content_digest, make_context
 
-from crawlrag.config import Settings
 from crawlrag.context import AppContext
 from crawlrag.search import SearchInputError
 
@@ -52,18 +51,7 @@ FTS_SYNTAX = [
 
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory: pytest.TempPathFactory) -> IndexedSite:
-    db_path = tmp_path_factory.mktemp("search") / "index.db"
-    settings = Settings(
-        _env_file=None,
-        database_url=f"sqlite:///{db_path}",
-        allow_private_network=False,
-        allowed_hosts=[DOCS_HOST],
-        browser="never",
-        respect_robots_txt=False,
-        max_query_chars=2000,
-        max_match_count=50,
-    )
-    return build_index(settings, db_path)
+    return index_in(tmp_path_factory.mktemp("search"), max_query_chars=2000, max_match_count=50)
 
 
 @pytest.fixture
