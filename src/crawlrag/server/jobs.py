@@ -28,7 +28,6 @@ from crawlrag.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
-MAX_RUNNING_JOBS = 2
 # Progress is written to the store at most this often; state changes are written at once.
 SAVE_INTERVAL_SECONDS = 2.0
 # How often a waiting tool call looks at its job; progress notifications go out at this pace at most.
@@ -97,7 +96,7 @@ class JobManager:
         crawler: Crawler,
         metrics: ServerMetrics,
         *,
-        max_running: int = MAX_RUNNING_JOBS,
+        max_running: int,
     ) -> None:
         self.settings = settings
         self.store = store
