@@ -9,9 +9,12 @@ use only; most documentation sites never need it.
 Chromium never fetches a crawl target itself: every request of a page (the document, its scripts, styles, XHRs,
 frames) is intercepted and answered with a GET through the crawler's `HttpClient`, so the private-network check,
 address pinning, redirect checks and size limit apply to the browser exactly as to plain fetches. Other methods
-and WebSockets are refused. What Playwright cannot intercept is switched off in every page before its scripts
-run: service workers (their requests bypass interception), WebRTC and WebTransport (not HTTP). See
-docs/security.md for what remains.
+and WebSockets are refused, and a navigation of the page away from the document it was asked to render ends
+that render. What Playwright cannot intercept is switched off in every page before its scripts run: service
+workers (their requests bypass interception), WebRTC and WebTransport (not HTTP). Below all of that, Chromium's
+only route to the network is crawlrag's `EgressProxy` on loopback (no bypass list, loopback included), which
+applies the same policy to whatever still leaves the browser: speculative preconnects, tunnels, anything an
+engine path opens outside interception. See docs/security.md for what remains.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import subprocess
 import tempfile
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,7 @@ from crawl4ai.async_crawler_strategy import AsyncPlaywrightCrawlerStrategy
 from crawl4ai.async_logger import AsyncLoggerBase
 
 from crawlrag.config import Settings
+from crawlrag.crawl.egress_proxy import DROPPED_RESPONSE_HEADERS, FORWARDED_REQUEST_HEADERS, EgressProxy
 from crawlrag.crawl.guard import NetworkPolicy
 from crawlrag.crawl.http import FetchError, HttpClient
 
@@ -48,8 +52,12 @@ _CHROMIUM_FLAGS = (
     "--no-sandbox",
     "--disable-gpu",
     "--disable-dev-shm-usage",
-    "--disable-quic",
+    "--disable-quic",  # QUIC is UDP, which an HTTP proxy does not carry
     "--dns-prefetch-disable",  # no lookups of names the guard never saw
+    "--proxy-bypass-list=<-loopback>",  # without it loopback destinations would skip the egress proxy
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    # Chromium never needs DNS (the proxy resolves, through the guard): a lookup it tries anyway finds nothing.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     "--no-first-run",
     "--no-default-browser-check",
     "--disable-background-networking",
@@ -66,10 +74,7 @@ _PLAYWRIGHT_EXECUTABLES = (
 _STARTUP_SECONDS = 20.0
 _MAX_PARALLEL_PAGES = 4
 _MAX_RESTARTS = 2  # after a crash; a browser that keeps dying is left dead and its pages fail
-# Request headers of the browser worth keeping when its request is made by the crawler's client instead.
-_FORWARDED_REQUEST_HEADERS = ("accept", "accept-language", "cookie")
-# Response headers that describe the bytes on the wire, which the client has already decoded.
-_DROPPED_RESPONSE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding", "connection"})
+_RENDER_KEY = "crawlrag_render"  # in CrawlerRunConfig.shared_data, which crawl4ai hands to every hook
 _ANY_URL = re.compile(r".*")
 # Runs before any script of every document: removes the APIs whose network traffic Playwright cannot route.
 _DISABLE_UNROUTABLE_APIS = """
@@ -82,6 +87,18 @@ for (const [owner, name] of [[Navigator.prototype, "serviceWorker"], [globalThis
 
 class BrowserUnavailableError(RuntimeError):
     """No Chromium could be started; the message lists what was tried."""
+
+
+class NavigatedAwayError(RuntimeError):
+    """The rendered page tried to navigate elsewhere (a script, a form, a refresh); the render was stopped."""
+
+
+@dataclass(slots=True)
+class _Render:
+    """One `render()`: the document its page loaded first is the only one it may show."""
+
+    document: str | None = None  # the URL of the page's first navigation, the one the crawler vetted
+    navigated_to: list[str] = field(default_factory=list)  # refused navigations away from it
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +156,8 @@ class BrowserRenderer:
         self._lock = asyncio.Lock()
         self._pages = asyncio.Semaphore(min(_MAX_PARALLEL_PAGES, settings.max_concurrent))
         self._process: subprocess.Popen[bytes] | None = None
+        self._proxy: EgressProxy | None = None
+        self._proxy_task: asyncio.Task[None] | None = None
         self._profile: Path | None = None
         self._strategy: AsyncPlaywrightCrawlerStrategy | None = None
         self._finalizer: weakref.finalize[Any, BrowserRenderer] | None = None
@@ -156,15 +175,24 @@ class BrowserRenderer:
     async def render(self, url: str) -> RenderedPage:
         """Load `url` and return the DOM after its scripts ran. Raises `BrowserUnavailableError`."""
         strategy = await self._ensure_started()
+        render = _Render()
         config = CrawlerRunConfig(
             cache_mode=CacheMode.BYPASS,
             wait_until="load",
             page_timeout=int(self._settings.request_timeout_seconds * 1000),
             delay_before_return_html=0.1,
             verbose=False,
+            shared_data={_RENDER_KEY: render},
         )
         async with self._pages:
-            response = await strategy.crawl(url, config=config)
+            try:
+                response = await strategy.crawl(url, config=config)
+            except Exception:
+                if not render.navigated_to:
+                    raise
+        if render.navigated_to:
+            target = render.navigated_to[0][:200]
+            raise NavigatedAwayError(f"the page tried to navigate away to {target}; rendering stopped")
         return RenderedPage(url=response.redirected_url or url, status_code=response.status_code, html=response.html)
 
     async def close(self) -> None:
@@ -179,6 +207,14 @@ class BrowserRenderer:
             self._finalizer = None
         self._process = None
         self._profile = None
+        proxy_task, self._proxy_task = self._proxy_task, None
+        if proxy_task is not None:
+            proxy_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await proxy_task
+        proxy, self._proxy = self._proxy, None
+        if proxy is not None:
+            await proxy.aclose()
         owned, self._owned_http = self._owned_http, None
         if owned is not None:
             await owned.__aexit__(None, None, None)
@@ -233,8 +269,9 @@ class BrowserRenderer:
             "or set CHROMIUM_PATH"
         )
 
-    async def _guard_context(self, page: Any, context: Any = None, **kwargs: Any) -> Any:
+    async def _guard_context(self, page: Any, context: Any = None, config: Any = None, **kwargs: Any) -> Any:
         """Route every request of the context through `_fetch_for_browser` (once per context; crawl4ai reuses them)."""
+        page._crawlrag_render = (getattr(config, "shared_data", None) or {}).get(_RENDER_KEY)
         if context is not None and not getattr(context, "_crawlrag_guarded", False):
             await context.add_init_script(_DISABLE_UNROUTABLE_APIS)
             await context.route("**/*", self._fetch_for_browser)
@@ -245,19 +282,22 @@ class BrowserRenderer:
     async def _fetch_for_browser(self, route: Any) -> None:
         request = route.request
         try:
+            if request.is_navigation_request() and not _may_navigate(request):
+                await route.abort("blockedbyclient")
+                return
             if request.method != "GET":
                 # Rendering reads pages; it has no business sending forms or API writes anywhere.
                 await route.abort("blockedbyclient")
                 return
             headers = await request.all_headers()
-            forwarded = {name: headers[name] for name in _FORWARDED_REQUEST_HEADERS if name in headers}
+            forwarded = {name: headers[name] for name in FORWARDED_REQUEST_HEADERS if name in headers}
             try:
                 response = await (await self._client()).get(request.url, headers=forwarded)
             except FetchError as exc:
                 log.debug("browser request for %s refused or failed: %s", request.url, exc)
                 await route.abort("blockedbyclient")
                 return
-            kept = {k: v for k, v in response.headers.items() if k not in _DROPPED_RESPONSE_HEADERS}
+            kept = {k: v for k, v in response.headers.items() if k not in DROPPED_RESPONSE_HEADERS}
             await route.fulfill(status=response.status, headers=kept, body=response.body)
         except Exception as exc:  # the page closed or navigated away meanwhile: nothing is waiting for the answer
             log.debug("could not answer the browser's request for %s: %s", request.url, exc)
@@ -271,14 +311,24 @@ class BrowserRenderer:
             self._owned_http = owned
         return self._owned_http
 
+    async def _egress_proxy(self) -> str:
+        """The address of the proxy Chromium's traffic goes through, started on first use."""
+        if self._proxy is None:
+            client = await self._client()
+            proxy = EgressProxy(client.policy, client, timeout=self._settings.request_timeout_seconds)
+            await proxy.listen()
+            self._proxy, self._proxy_task = proxy, asyncio.create_task(proxy.serve())
+        return self._proxy.address
+
     async def _launch(self, executable: str) -> str:
+        proxy_flag = f"--proxy-server=http://{await self._egress_proxy()}"
         profile = Path(tempfile.mkdtemp(prefix="crawlrag-chromium-"))
         stderr_path = profile / "chromium-stderr.log"
         try:
             with stderr_path.open("wb") as stderr:
                 # stdout must never reach ours: on the stdio transport it is the MCP protocol stream.
                 process = subprocess.Popen(
-                    [executable, *_CHROMIUM_FLAGS, f"--user-data-dir={profile / 'profile'}", "about:blank"],
+                    [executable, *_CHROMIUM_FLAGS, proxy_flag, f"--user-data-dir={profile / 'profile'}", "about:blank"],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=stderr,
@@ -303,6 +353,31 @@ class BrowserRenderer:
         await self.close()
         status = "exited" if process.poll() is not None else f"did not start within {_STARTUP_SECONDS:g}s"
         raise BrowserUnavailableError(f"{status}{': ' + tail if tail else ''}")
+
+
+def _may_navigate(request: Any) -> bool:
+    """Whether a navigation request may load: frames yes (each of their requests is checked like any other);
+    the page itself only its first navigation (the crawler's own) and reloads of that document.
+
+    A refused navigation is recorded on the page's `_Render`, which ends that render.
+    """
+    try:
+        frame = request.frame
+    except Exception:  # a popup's first request comes before its frame exists
+        return False
+    if frame.parent_frame is not None:
+        return True
+    render: _Render | None = getattr(frame.page, "_crawlrag_render", None)
+    if render is None:  # a page crawlrag did not open: a popup
+        return False
+    document = request.url.split("#", 1)[0]
+    if render.document is None:
+        render.document = document
+        return True
+    if request.method == "GET" and document == render.document:
+        return True
+    render.navigated_to.append(request.url)
+    return False
 
 
 async def _refuse_websocket(websocket: Any) -> None:
