@@ -219,7 +219,7 @@ async def test_probe_urls_are_refused_before_any_connection(
 async def test_resolved_names_are_judged_by_the_same_rules(hostile_settings: SettingsFactory) -> None:
     resolver = suite_resolver(**{"nat64.example.com": ["2606:4700::1", "64:ff9b:1::a9fe:a9fe"]})
     policy = NetworkPolicy(hostile_settings(allowed_hosts=[]), resolver=resolver)
-    with pytest.raises(Exception, match=r"non-public address 64:ff9b:1::a9fe:a9fe \(link-local"):
+    with pytest.raises(BlockedURLError, match=r"non-public address 64:ff9b:1::a9fe:a9fe \(link-local"):
         await policy.addresses("nat64.example.com")
 
 

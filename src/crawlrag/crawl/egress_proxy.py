@@ -29,8 +29,9 @@ from types import TracebackType
 from urllib.parse import urlsplit
 
 import anyio
-from anyio.abc import ByteReceiveStream, ByteSendStream, SocketAttribute, SocketListener, SocketStream
+from anyio.abc import ByteReceiveStream, ByteSendStream, SocketAttribute, SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
+from anyio.streams.stapled import MultiListener
 
 from crawlrag.crawl.guard import BlockedURLError, NetworkPolicy
 from crawlrag.crawl.http import FetchError, HttpClient
@@ -78,7 +79,7 @@ class EgressProxy:
         self._policy = policy
         self._http = http
         self._timeout = timeout
-        self._listener: SocketListener | None = None
+        self._listener: MultiListener[SocketStream] | None = None
 
     @property
     def address(self) -> str:
@@ -90,8 +91,7 @@ class EgressProxy:
 
     async def listen(self) -> str:
         if self._listener is None:
-            listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-            (self._listener,) = listener.listeners
+            self._listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
         return self.address
 
     async def serve(self) -> None:
@@ -139,9 +139,12 @@ class EgressProxy:
             try:
                 head = await reader.receive_until(b"\r\n\r\n", _MAX_HEAD_BYTES)
             except anyio.DelimiterNotFound:
-                raise ProxyRefusal(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "request head too large") from None
+                head = b"\0" * (_MAX_HEAD_BYTES + 1)
             except anyio.IncompleteRead:
                 return
+        # receive_until() returns a longer head when it arrived in one piece; the bound is the same either way.
+        if len(head) > _MAX_HEAD_BYTES:
+            raise ProxyRefusal(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "request head too large")
         method, target, headers = _parse_head(head)
         if method == "CONNECT":
             await self._tunnel(target, reader, client)
