@@ -17,9 +17,10 @@ from canary import Canary
 from hostile_http import HostileServer, Responder, body
 from security_helpers import DOCS_HOST, SettingsFactory, suite_resolver
 
-from crawlrag.crawl.browser import BrowserRenderer, NavigatedAwayError
+from crawlrag.crawl.browser import BrowserRenderer
 from crawlrag.crawl.guard import NetworkPolicy
 from crawlrag.crawl.http import HttpClient
+from crawlrag.crawl.navigation import NavigatedAwayError
 
 pytestmark = [pytest.mark.hostile, pytest.mark.browser, pytest.mark.usefixtures("no_leftover_chromium")]
 

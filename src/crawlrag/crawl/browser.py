@@ -30,7 +30,7 @@ import subprocess
 import tempfile
 import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from crawlrag.config import Settings
 from crawlrag.crawl.egress_proxy import DROPPED_RESPONSE_HEADERS, FORWARDED_REQUEST_HEADERS, EgressProxy
 from crawlrag.crawl.guard import NetworkPolicy
 from crawlrag.crawl.http import FetchError, HttpClient
+from crawlrag.crawl.navigation import RenderScope, may_navigate
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,6 @@ _PLAYWRIGHT_EXECUTABLES = (
 _STARTUP_SECONDS = 20.0
 _MAX_PARALLEL_PAGES = 4
 _MAX_RESTARTS = 2  # after a crash; a browser that keeps dying is left dead and its pages fail
-_RENDER_KEY = "crawlrag_render"  # in CrawlerRunConfig.shared_data, which crawl4ai hands to every hook
 _ANY_URL = re.compile(r".*")
 # Runs before any script of every document: removes the APIs whose network traffic Playwright cannot route.
 _DISABLE_UNROUTABLE_APIS = """
@@ -87,18 +87,6 @@ for (const [owner, name] of [[Navigator.prototype, "serviceWorker"], [globalThis
 
 class BrowserUnavailableError(RuntimeError):
     """No Chromium could be started; the message lists what was tried."""
-
-
-class NavigatedAwayError(RuntimeError):
-    """The rendered page tried to navigate elsewhere (a script, a form, a refresh); the render was stopped."""
-
-
-@dataclass(slots=True)
-class _Render:
-    """One `render()`: the document its page loaded first is the only one it may show."""
-
-    document: str | None = None  # the URL of the page's first navigation, the one the crawler vetted
-    navigated_to: list[str] = field(default_factory=list)  # refused navigations away from it
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,26 +161,27 @@ class BrowserRenderer:
         return self._process.pid if self._process is not None else None
 
     async def render(self, url: str) -> RenderedPage:
-        """Load `url` and return the DOM after its scripts ran. Raises `BrowserUnavailableError`."""
+        """Load `url` and return the DOM after its scripts ran.
+
+        Raises `BrowserUnavailableError`, and `NavigatedAwayError` when the page tried to load another document.
+        """
         strategy = await self._ensure_started()
-        render = _Render()
+        scope = RenderScope()
         config = CrawlerRunConfig(
             cache_mode=CacheMode.BYPASS,
             wait_until="load",
             page_timeout=int(self._settings.request_timeout_seconds * 1000),
             delay_before_return_html=0.1,
             verbose=False,
-            shared_data={_RENDER_KEY: render},
+            shared_data=scope.shared_data(),
         )
         async with self._pages:
             try:
                 response = await strategy.crawl(url, config=config)
             except Exception:
-                if not render.navigated_to:
-                    raise
-        if render.navigated_to:
-            target = render.navigated_to[0][:200]
-            raise NavigatedAwayError(f"the page tried to navigate away to {target}; rendering stopped")
+                scope.raise_if_navigated_away()  # the refused navigation is why the crawl failed
+                raise
+        scope.raise_if_navigated_away()
         return RenderedPage(url=response.redirected_url or url, status_code=response.status_code, html=response.html)
 
     async def close(self) -> None:
@@ -271,7 +260,7 @@ class BrowserRenderer:
 
     async def _guard_context(self, page: Any, context: Any = None, config: Any = None, **kwargs: Any) -> Any:
         """Route every request of the context through `_fetch_for_browser` (once per context; crawl4ai reuses them)."""
-        page._crawlrag_render = (getattr(config, "shared_data", None) or {}).get(_RENDER_KEY)
+        RenderScope.attach(page, config)
         if context is not None and not getattr(context, "_crawlrag_guarded", False):
             await context.add_init_script(_DISABLE_UNROUTABLE_APIS)
             await context.route("**/*", self._fetch_for_browser)
@@ -282,7 +271,7 @@ class BrowserRenderer:
     async def _fetch_for_browser(self, route: Any) -> None:
         request = route.request
         try:
-            if request.is_navigation_request() and not _may_navigate(request):
+            if request.is_navigation_request() and not may_navigate(request):
                 await route.abort("blockedbyclient")
                 return
             if request.method != "GET":
@@ -353,31 +342,6 @@ class BrowserRenderer:
         await self.close()
         status = "exited" if process.poll() is not None else f"did not start within {_STARTUP_SECONDS:g}s"
         raise BrowserUnavailableError(f"{status}{': ' + tail if tail else ''}")
-
-
-def _may_navigate(request: Any) -> bool:
-    """Whether a navigation request may load: frames yes (each of their requests is checked like any other);
-    the page itself only its first navigation (the crawler's own) and reloads of that document.
-
-    A refused navigation is recorded on the page's `_Render`, which ends that render.
-    """
-    try:
-        frame = request.frame
-    except Exception:  # a popup's first request comes before its frame exists
-        return False
-    if frame.parent_frame is not None:
-        return True
-    render: _Render | None = getattr(frame.page, "_crawlrag_render", None)
-    if render is None:  # a page crawlrag did not open: a popup
-        return False
-    document = request.url.split("#", 1)[0]
-    if render.document is None:
-        render.document = document
-        return True
-    if request.method == "GET" and document == render.document:
-        return True
-    render.navigated_to.append(request.url)
-    return False
 
 
 async def _refuse_websocket(websocket: Any) -> None:
