@@ -135,3 +135,17 @@ async def test_a_failing_connection_does_not_stop_the_proxy(proxy: EgressProxy, 
             await stream.send(b"GET http://")
     answer = await exchange(proxy, f"GET {server.url('/page', host=DOCS_HOST)} HTTP/1.1\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200 OK")
+
+
+async def test_cancelling_the_proxy_closes_its_socket(hostile_settings: SettingsFactory) -> None:
+    settings = hostile_settings()
+    async with HttpClient(settings, NetworkPolicy(settings, resolver=suite_resolver())) as http:
+        egress = EgressProxy(http.policy, http, timeout=5)
+        host, port = (await egress.listen()).rsplit(":", 1)
+        serving = asyncio.create_task(egress.serve())
+        await asyncio.sleep(0.05)
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+    with pytest.raises(OSError):
+        await anyio.connect_tcp(host, int(port))

@@ -107,7 +107,8 @@ class EgressProxy:
     async def aclose(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
-            await listener.aclose()
+            with anyio.CancelScope(shield=True):  # also when serve() ends by cancellation: the socket must close
+                await listener.aclose()
 
     async def __aenter__(self) -> EgressProxy:
         await self.listen()
