@@ -156,7 +156,10 @@ def test_host_numbers_that_parse_agree_with_inet_aton(host: str) -> None:
         parsed = host_ip(host)
     except AddressSyntaxError:
         return
-    if parsed is not None:
+    # A bare "0x" part is 0 for the WHATWG parser (and so for browsers) while glibc's inet_aton refuses it;
+    # crawlrag reads it as browsers do, and the URL is normalised to that address before the guard and the
+    # connection see it, so both judge the same address.
+    if parsed is not None and not any(part.lower() == "0x" for part in host.rstrip(".").split(".")):
         assert socket.inet_aton(host.rstrip(".")) == parsed.packed
 
 

@@ -70,6 +70,13 @@ REFUSED_START_URLS = [
     ("http://[fd12:3456::1]/", "(private)"),
     ("http://[64:ff9b::7f00:1]:{port}/", "loopback, inside the IPv6 address"),
     ("http://[2002:7f00:1::1]:{port}/", "loopback, inside the IPv6 address"),
+    # The forms an outside probe found passing (issue 14): IPv4-compatible, SIIT, local-use NAT64, new blocks.
+    ("http://[::127.0.0.1]:{port}/secret", "loopback, inside the IPv6 address ::7f00:1 as IPv4-compatible"),
+    ("http://[::169.254.169.254]/latest/meta-data/", "cloud metadata services such as 169.254.169.254), inside"),
+    ("http://[::ffff:0:7f00:1]:{port}/secret", "as IPv4-translated (SIIT) 127.0.0.1"),
+    ("http://[64:ff9b:1::a9fe:a9fe]/latest/meta-data/", "as local-use NAT64 169.254.169.254"),
+    ("http://[5f00::1]/", "segment routing (SRv6) SIDs"),
+    ("http://[3fff::1]/", "documentation (RFC 9637)"),
     (f"http://{PUBLIC_LOOKING_HOST}:{{port}}/secret", "non-public address 127.0.0.1 (loopback)"),
     (f"http://{INTERNAL_HOST}:{{port}}/secret", f"or add {INTERNAL_HOST} to ALLOWED_HOSTS"),
     ("http://mixed.example.com/", "non-public address 10.0.0.5 (private)"),

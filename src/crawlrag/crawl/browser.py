@@ -9,9 +9,12 @@ use only; most documentation sites never need it.
 Chromium never fetches a crawl target itself: every request of a page (the document, its scripts, styles, XHRs,
 frames) is intercepted and answered with a GET through the crawler's `HttpClient`, so the private-network check,
 address pinning, redirect checks and size limit apply to the browser exactly as to plain fetches. Other methods
-and WebSockets are refused. What Playwright cannot intercept is switched off in every page before its scripts
-run: service workers (their requests bypass interception), WebRTC and WebTransport (not HTTP). See
-docs/security.md for what remains.
+and WebSockets are refused, and a navigation of the page away from the document it was asked to render ends
+that render. What Playwright cannot intercept is switched off in every page before its scripts run: service
+workers (their requests bypass interception), WebRTC and WebTransport (not HTTP). Below all of that, Chromium's
+only route to the network is crawlrag's `EgressProxy` on loopback (no bypass list, loopback included), which
+applies the same policy to whatever still leaves the browser: speculative preconnects, tunnels, anything an
+engine path opens outside interception. See docs/security.md for what remains.
 """
 
 from __future__ import annotations
@@ -37,8 +40,10 @@ from crawl4ai.async_crawler_strategy import AsyncPlaywrightCrawlerStrategy
 from crawl4ai.async_logger import AsyncLoggerBase
 
 from crawlrag.config import Settings
+from crawlrag.crawl.egress_proxy import DROPPED_RESPONSE_HEADERS, FORWARDED_REQUEST_HEADERS, EgressProxy
 from crawlrag.crawl.guard import NetworkPolicy
 from crawlrag.crawl.http import FetchError, HttpClient
+from crawlrag.crawl.navigation import RenderScope, may_navigate
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +53,12 @@ _CHROMIUM_FLAGS = (
     "--no-sandbox",
     "--disable-gpu",
     "--disable-dev-shm-usage",
-    "--disable-quic",
+    "--disable-quic",  # QUIC is UDP, which an HTTP proxy does not carry
     "--dns-prefetch-disable",  # no lookups of names the guard never saw
+    "--proxy-bypass-list=<-loopback>",  # without it loopback destinations would skip the egress proxy
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    # Chromium never needs DNS (the proxy resolves, through the guard): a lookup it tries anyway finds nothing.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     "--no-first-run",
     "--no-default-browser-check",
     "--disable-background-networking",
@@ -66,10 +75,6 @@ _PLAYWRIGHT_EXECUTABLES = (
 _STARTUP_SECONDS = 20.0
 _MAX_PARALLEL_PAGES = 4
 _MAX_RESTARTS = 2  # after a crash; a browser that keeps dying is left dead and its pages fail
-# Request headers of the browser worth keeping when its request is made by the crawler's client instead.
-_FORWARDED_REQUEST_HEADERS = ("accept", "accept-language", "cookie")
-# Response headers that describe the bytes on the wire, which the client has already decoded.
-_DROPPED_RESPONSE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding", "connection"})
 _ANY_URL = re.compile(r".*")
 # Runs before any script of every document: removes the APIs whose network traffic Playwright cannot route.
 _DISABLE_UNROUTABLE_APIS = """
@@ -139,6 +144,8 @@ class BrowserRenderer:
         self._lock = asyncio.Lock()
         self._pages = asyncio.Semaphore(min(_MAX_PARALLEL_PAGES, settings.max_concurrent))
         self._process: subprocess.Popen[bytes] | None = None
+        self._proxy: EgressProxy | None = None
+        self._proxy_task: asyncio.Task[None] | None = None
         self._profile: Path | None = None
         self._strategy: AsyncPlaywrightCrawlerStrategy | None = None
         self._finalizer: weakref.finalize[Any, BrowserRenderer] | None = None
@@ -154,17 +161,27 @@ class BrowserRenderer:
         return self._process.pid if self._process is not None else None
 
     async def render(self, url: str) -> RenderedPage:
-        """Load `url` and return the DOM after its scripts ran. Raises `BrowserUnavailableError`."""
+        """Load `url` and return the DOM after its scripts ran.
+
+        Raises `BrowserUnavailableError`, and `NavigatedAwayError` when the page tried to load another document.
+        """
         strategy = await self._ensure_started()
+        scope = RenderScope()
         config = CrawlerRunConfig(
             cache_mode=CacheMode.BYPASS,
             wait_until="load",
             page_timeout=int(self._settings.request_timeout_seconds * 1000),
             delay_before_return_html=0.1,
             verbose=False,
+            shared_data=scope.shared_data(),
         )
         async with self._pages:
-            response = await strategy.crawl(url, config=config)
+            try:
+                response = await strategy.crawl(url, config=config)
+            except Exception:
+                scope.raise_if_navigated_away()  # the refused navigation is why the crawl failed
+                raise
+        scope.raise_if_navigated_away()
         return RenderedPage(url=response.redirected_url or url, status_code=response.status_code, html=response.html)
 
     async def close(self) -> None:
@@ -179,6 +196,14 @@ class BrowserRenderer:
             self._finalizer = None
         self._process = None
         self._profile = None
+        proxy_task, self._proxy_task = self._proxy_task, None
+        if proxy_task is not None:
+            proxy_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await proxy_task
+        proxy, self._proxy = self._proxy, None
+        if proxy is not None:
+            await proxy.aclose()
         owned, self._owned_http = self._owned_http, None
         if owned is not None:
             await owned.__aexit__(None, None, None)
@@ -233,8 +258,9 @@ class BrowserRenderer:
             "or set CHROMIUM_PATH"
         )
 
-    async def _guard_context(self, page: Any, context: Any = None, **kwargs: Any) -> Any:
+    async def _guard_context(self, page: Any, context: Any = None, config: Any = None, **kwargs: Any) -> Any:
         """Route every request of the context through `_fetch_for_browser` (once per context; crawl4ai reuses them)."""
+        RenderScope.attach(page, config)
         if context is not None and not getattr(context, "_crawlrag_guarded", False):
             await context.add_init_script(_DISABLE_UNROUTABLE_APIS)
             await context.route("**/*", self._fetch_for_browser)
@@ -245,19 +271,22 @@ class BrowserRenderer:
     async def _fetch_for_browser(self, route: Any) -> None:
         request = route.request
         try:
+            if request.is_navigation_request() and not may_navigate(request):
+                await route.abort("blockedbyclient")
+                return
             if request.method != "GET":
                 # Rendering reads pages; it has no business sending forms or API writes anywhere.
                 await route.abort("blockedbyclient")
                 return
             headers = await request.all_headers()
-            forwarded = {name: headers[name] for name in _FORWARDED_REQUEST_HEADERS if name in headers}
+            forwarded = {name: headers[name] for name in FORWARDED_REQUEST_HEADERS if name in headers}
             try:
                 response = await (await self._client()).get(request.url, headers=forwarded)
             except FetchError as exc:
                 log.debug("browser request for %s refused or failed: %s", request.url, exc)
                 await route.abort("blockedbyclient")
                 return
-            kept = {k: v for k, v in response.headers.items() if k not in _DROPPED_RESPONSE_HEADERS}
+            kept = {k: v for k, v in response.headers.items() if k not in DROPPED_RESPONSE_HEADERS}
             await route.fulfill(status=response.status, headers=kept, body=response.body)
         except Exception as exc:  # the page closed or navigated away meanwhile: nothing is waiting for the answer
             log.debug("could not answer the browser's request for %s: %s", request.url, exc)
@@ -271,14 +300,24 @@ class BrowserRenderer:
             self._owned_http = owned
         return self._owned_http
 
+    async def _egress_proxy(self) -> str:
+        """The address of the proxy Chromium's traffic goes through, started on first use."""
+        if self._proxy is None:
+            client = await self._client()
+            proxy = EgressProxy(client.policy, client, timeout=self._settings.request_timeout_seconds)
+            await proxy.listen()
+            self._proxy, self._proxy_task = proxy, asyncio.create_task(proxy.serve())
+        return self._proxy.address
+
     async def _launch(self, executable: str) -> str:
+        proxy_flag = f"--proxy-server=http://{await self._egress_proxy()}"
         profile = Path(tempfile.mkdtemp(prefix="crawlrag-chromium-"))
         stderr_path = profile / "chromium-stderr.log"
         try:
             with stderr_path.open("wb") as stderr:
                 # stdout must never reach ours: on the stdio transport it is the MCP protocol stream.
                 process = subprocess.Popen(
-                    [executable, *_CHROMIUM_FLAGS, f"--user-data-dir={profile / 'profile'}", "about:blank"],
+                    [executable, *_CHROMIUM_FLAGS, proxy_flag, f"--user-data-dir={profile / 'profile'}", "about:blank"],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=stderr,

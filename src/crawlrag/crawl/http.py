@@ -72,6 +72,11 @@ class HttpClient:
         self._network_backend = network_backend
         self._client: httpx.AsyncClient | None = None
 
+    @property
+    def policy(self) -> NetworkPolicy:
+        """The policy every request and connection of this client is checked by (the browser's proxy uses it)."""
+        return self._policy
+
     async def __aenter__(self) -> HttpClient:
         self._client = httpx.AsyncClient(
             follow_redirects=False,
@@ -210,7 +215,12 @@ def _redirect_target(current: str, location: str) -> str:
 
 
 class _BoundedDecoder:
-    """Content-Encoding decoding that stops as soon as the output would pass `limit` bytes."""
+    """Content-Encoding decoding that stops as soon as the output would pass `limit` bytes.
+
+    A body may hold several gzip members (or zlib streams) one after the other, as `cat a.gz b.gz` makes and
+    RFC 1952 allows: each is decoded in turn, the limit counting all of them. Zero padding between members is
+    skipped as gzip(1) does; bytes after the last member that do not start another are ignored, as before.
+    """
 
     def __init__(self, header: str, limit: int) -> None:
         codings = [part.strip().lower() for part in header.split(",") if part.strip()]
@@ -220,30 +230,46 @@ class _BoundedDecoder:
         self._limit = limit
         self._produced = 0
         self._raw_deflate_tried = False
+        self._between_members = b""  # the first byte of a next member's header, when a chunk ended after it
+        self._trailer_reached = False
         self._coding = codings[0] if codings else ""
+        self._wbits = zlib.MAX_WBITS
         if self._coding in ("gzip", "x-gzip"):
-            self._inflater: zlib._Decompress | None = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif self._coding == "deflate":
-            self._inflater = zlib.decompressobj()
-        elif not self._coding:
-            self._inflater = None
-        else:
+            self._wbits = 16 + zlib.MAX_WBITS
+        elif self._coding and self._coding != "deflate":
             raise FetchError(f"unsupported content encoding {self._coding[:40]!r} (crawlrag accepts gzip and deflate)")
+        self._inflater: zlib._Decompress | None = zlib.decompressobj(self._wbits) if self._coding else None
 
     def feed(self, data: bytes) -> bytes:
         if self._inflater is None:
             return self._count(data)
-        try:
-            # max_length: never more than one byte past the limit, however well the input compresses.
-            output = self._inflater.decompress(data, self._limit - self._produced + 1)
-        except zlib.error as exc:
-            if self._coding == "deflate" and not self._raw_deflate_tried and self._produced == 0:
-                # "deflate" is often sent without its zlib header (raw deflate); httpx accepts both too.
-                self._raw_deflate_tried = True
-                self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-                return self.feed(data)
-            raise FetchError(f"could not decode the {self._coding} response: {exc}") from None
-        return self._count(output)
+        outputs: list[bytes] = []
+        while data and not self._trailer_reached:
+            if self._inflater.eof:  # the previous member ended: what follows is the next one, or a trailer
+                data = (self._between_members + data).lstrip(b"\0")
+                self._between_members = b""
+                if len(data) < 2:
+                    self._between_members = data
+                    break
+                if not _starts_member(data, self._wbits):
+                    self._trailer_reached = True
+                    break
+                self._inflater = zlib.decompressobj(self._wbits)
+            try:
+                # max_length: never more than one byte past the limit, however well the input compresses.
+                output = self._inflater.decompress(data, self._limit - self._produced + 1)
+            except zlib.error as exc:
+                if self._coding == "deflate" and not self._raw_deflate_tried and self._produced == 0:
+                    # "deflate" is often sent without its zlib header (raw deflate); httpx accepts both too.
+                    self._raw_deflate_tried = True
+                    self._wbits = -zlib.MAX_WBITS
+                    self._inflater = zlib.decompressobj(self._wbits)
+                    continue
+                raise FetchError(f"could not decode the {self._coding} response: {exc}") from None
+            outputs.append(self._count(output))
+            # Input left over is either the next member (after eof) or, past the limit, already refused above.
+            data = self._inflater.unused_data if self._inflater.eof else b""
+        return b"".join(outputs)
 
     def finish(self) -> bytes:
         if self._inflater is None:
@@ -255,6 +281,13 @@ class _BoundedDecoder:
         if self._produced > self._limit:
             raise FetchError(f"response too large (over MAX_RESPONSE_BYTES={self._limit} bytes once decompressed)")
         return output
+
+
+def _starts_member(data: bytes, wbits: int) -> bool:
+    """Whether `data` (two bytes at least) begins a gzip member (magic) or zlib stream (valid header, RFC 1950)."""
+    if wbits > zlib.MAX_WBITS:
+        return data.startswith(b"\x1f\x8b")
+    return wbits > 0 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
 
 
 class PinnedBackend(httpcore.AsyncNetworkBackend):
