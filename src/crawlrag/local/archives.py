@@ -11,6 +11,7 @@ from __future__ import annotations
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -120,7 +121,7 @@ def _tar(path: Path, url: str, limits: ArchiveLimits) -> Iterator[Found]:
                     )
                     return
                 yield from _tar_entry(archive, info, url, limits.max_file_bytes)
-        except (tarfile.TarError, OSError, EOFError) as exc:
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
             yield PageFailure(url, f"archive unreadable after {count} entries: {exc}")
 
 

@@ -140,8 +140,9 @@ class LocalCrawl:
             documents = read_documents(entry.path, entry.url, data, chunk_size=self.settings.chunk_size)
         except LocalAccessError:
             raise
-        except (OSError, ValueError, UnicodeError) as exc:
-            yield PageFailure(entry.url, f"cannot read {entry.path.name}: {exc}")
+        except Exception as exc:  # a broken file (bad zip entry, malformed PDF) fails alone, not the whole crawl
+            log.info("cannot read %s", entry.url, exc_info=True)
+            yield PageFailure(entry.url, f"cannot read {entry.path.name}: {type(exc).__name__}: {exc}"[:500])
             return
         for document in documents:
             if not document.markdown.strip():

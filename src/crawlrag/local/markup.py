@@ -13,13 +13,14 @@ _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 _MDX_STATEMENT = re.compile(r"^(import|export)\s")
 _JSX_COMMENT = re.compile(r"\{/\*.*?\*/\}", re.DOTALL)
 # A JSX element's tags (capitalised components, or HTML tags written in MDX), attributes possibly over lines.
-_JSX_TAG = re.compile(r"</?[A-Za-z][\w.:-]*(?:\s+(?:[^<>{}]|\{[^{}]*\})*?)?\s*/?>", re.DOTALL)
+# No overlapping quantifiers (the regexes here meet hostile files): each part stops at a character the next needs.
+_JSX_TAG = re.compile(r"</?[A-Za-z][\w.:-]*(?:\s(?:[^<>{}]|\{[^{}]*\})*)?/?>")
 _JSX_EXPRESSION = re.compile(r"^\s*\{[^{}]*\}\s*$")
 
 # RST section adornments: a line of one repeated punctuation character under (and maybe over) the title.
 _ADORNMENT = re.compile(r"^([=\-~^\"'`#*+_:.<>])\1{2,}\s*$")
-_RST_LINK = re.compile(r"`([^`<]+?)\s*<([^`>]+)>`__?")
-_RST_ROLE = re.compile(r":[\w:+-]+:`(?:([^`<]+?)\s*<[^`>]+>|([^`]+))`")
+_RST_LINK = re.compile(r"`([^`<]+)<([^`>]+)>`__?")
+_RST_ROLE = re.compile(r":[\w:+-]+:`(?:([^`<]+)<[^`>]+>|([^`]+))`")
 _RST_DIRECTIVE = re.compile(r"^(\s*)\.\.\s+([\w:-]+)::\s*(.*)$")
 _RST_COMMENT = re.compile(r"^\.\.(\s|$)")
 _CODE_DIRECTIVES = frozenset({"code", "code-block", "sourcecode", "literalinclude"})
@@ -110,7 +111,7 @@ def _heading(title: str, style: str, levels: list[str]) -> str:
 
 
 def _inline(line: str) -> str:
-    line = _RST_LINK.sub(lambda m: f"[{m.group(1)}]({m.group(2)})", line)
+    line = _RST_LINK.sub(lambda m: f"[{m.group(1).strip()}]({m.group(2)})", line)
     line = _RST_ROLE.sub(lambda m: f"`{(m.group(1) or m.group(2)).strip()}`", line)
     return line.replace("``", "`")
 

@@ -13,6 +13,8 @@ import yaml
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _MAX_SCHEMA_DEPTH = 4
 _MAX_PROPERTIES = 25
+# Schema nodes rendered per operation: YAML anchors can make a small file describe an enormous tree.
+_MAX_NODES = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,25 +111,31 @@ def _content(spec: dict[str, Any], content: Any) -> str:
     )
 
 
-def _schema(spec: dict[str, Any], schema: Any, depth: int) -> str:
+def _schema(spec: dict[str, Any], schema: Any, depth: int, budget: list[int] | None = None) -> str:
     """A compact one-line rendering: `object {id: integer (required), tags: array of string}`."""
+    budget = [_MAX_NODES] if budget is None else budget
+    budget[0] -= 1
     name = schema.get("$ref", "").rsplit("/", 1)[-1] if isinstance(schema, dict) else ""
     schema = _resolve(spec, schema)
     if not isinstance(schema, dict):
         return "any"
+    if budget[0] <= 0:
+        return name or "…"
     if depth >= _MAX_SCHEMA_DEPTH:
         return name or str(schema.get("type", "object"))
     for combiner in ("oneOf", "anyOf", "allOf"):
         if isinstance(schema.get(combiner), list):
-            joined = f" {combiner} ".join(_schema(spec, s, depth + 1) for s in schema[combiner][:_MAX_PROPERTIES])
+            joined = f" {combiner} ".join(
+                _schema(spec, s, depth + 1, budget) for s in schema[combiner][:_MAX_PROPERTIES]
+            )
             return f"{name} ({joined})" if name else f"({joined})"
     kind = str(schema.get("type", "object" if "properties" in schema else "any"))
     if kind == "array":
-        text = f"array of {_schema(spec, schema.get('items'), depth + 1)}"
+        text = f"array of {_schema(spec, schema.get('items'), depth + 1, budget)}"
     elif isinstance(schema.get("properties"), dict):
         required = set(schema.get("required") or [])
         fields = [
-            f"{key}: {_schema(spec, value, depth + 1)}{' (required)' if key in required else ''}"
+            f"{key}: {_schema(spec, value, depth + 1, budget)}{' (required)' if key in required else ''}"
             for key, value in list(schema["properties"].items())[:_MAX_PROPERTIES]
         ]
         text = "object {" + ", ".join(fields) + "}"

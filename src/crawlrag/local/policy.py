@@ -56,12 +56,12 @@ def path_from_file_url(url: str) -> Path:
 
 def file_url(path: Path) -> str:
     """The `file://` URL of an absolute path, escaped so that it round-trips through `path_from_file_url`."""
-    return "file://" + quote(path.as_posix(), safe=_MEMBER_SAFE)
+    return "file://" + quote(path.as_posix(), safe=_MEMBER_SAFE, errors="surrogateescape")
 
 
 def member_url(container: str, member: str) -> str:
     """A file inside an archive or a repository: the container's URL, then "#/" and the member's path."""
-    return container + "#/" + quote(member.lstrip("/"), safe=_MEMBER_SAFE)
+    return container + "#/" + quote(member.lstrip("/"), safe=_MEMBER_SAFE, errors="surrogateescape")
 
 
 def section_url(document: str, section: str) -> str:

@@ -26,6 +26,9 @@ CONTENT_TYPES = {
 }
 
 
+OPENAPI_TYPE = "application/vnd.oai.openapi"
+
+
 @dataclass(frozen=True, slots=True)
 class Document:
     url: str
@@ -47,7 +50,7 @@ def read_documents(path: PurePosixPath, url: str, data: bytes, *, chunk_size: in
         if spec is None:
             return []
         return [
-            Document(section_url(url, s.fragment) if s.fragment else url, s.title, clean_text(s.markdown), "openapi")
+            Document(section_url(url, s.fragment) if s.fragment else url, s.title, clean_text(s.markdown), OPENAPI_TYPE)
             for s in spec_sections(spec, chunk_size)
         ]
     content_type = CONTENT_TYPES[suffix]
