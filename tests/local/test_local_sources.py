@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import Indexed
 from local_fixtures import (
     ARCHIVE_FILES,
     BUILD_MARKER,
@@ -22,9 +21,12 @@ from local_fixtures import (
     build_zip,
     build_zip_bomb,
 )
+from local_index import Indexed
 
 from crawlrag.local import LocalAccessError
 from crawlrag.local.policy import file_url
+
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="repository sources need the git command")
 
 
 async def test_folder_every_format_searchable_and_ignored_files_not_stored(
@@ -71,6 +73,7 @@ async def test_folder_source_id_override_and_filters(indexed: Indexed, allowed: 
     assert not await indexed.keyword_urls(MARKERS["component.mdx"])
 
 
+@needs_git
 async def test_git_repository_at_two_tags(indexed: Indexed, allowed: Path) -> None:
     repo, commits = build_repository(allowed)
     first = await indexed.index(repo, ref="v1")
@@ -94,6 +97,7 @@ async def test_git_repository_at_two_tags(indexed: Indexed, allowed: Path) -> No
         await indexed.index(repo, ref="v9")
 
 
+@needs_git
 async def test_git_file_url_clones_and_is_checked_against_allowed_paths(
     indexed: Indexed, allowed: Path, tmp_path: Path
 ) -> None:
