@@ -9,8 +9,21 @@ from pathlib import PurePosixPath
 from crawlrag.crawl.results import PageFailure, PageSkipped
 
 # Build outputs and dependency folders: generated copies of the docs (or of other projects' docs), not sources.
+# Sphinx's HTML output keeps a copy of every source page in _sources and theme files in _static.
 SKIPPED_FOLDERS = frozenset(
-    {"node_modules", "__pycache__", "_build", "build", "dist", "target", "venv", "_site", "site-packages"}
+    {
+        "node_modules",
+        "__pycache__",
+        "_build",
+        "build",
+        "dist",
+        "target",
+        "venv",
+        "_site",
+        "site-packages",
+        "_sources",
+        "_static",
+    }
 )
 TEXT_SUFFIXES = frozenset({".md", ".markdown", ".mdx", ".rst", ".txt", ".html", ".htm", ".ipynb"})
 # Read only when the content is an OpenAPI 3 document; other JSON/YAML (package.json, CI files) is left alone.
