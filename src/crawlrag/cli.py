@@ -22,6 +22,7 @@ from crawlrag.crawl import Crawler, CrawlInputError, CrawlRequest
 from crawlrag.embeddings import EmbeddingError
 from crawlrag.indexer import Indexer, IndexProgress, IndexReport
 from crawlrag.llm import build_enricher
+from crawlrag.local import LocalAccessError, LocalOptions, is_local_target, resolve_target
 from crawlrag.models import SearchHit
 from crawlrag.reindex import Reindexer, sources_to_reindex
 from crawlrag.search import SearchInputError, SearchMode
@@ -77,7 +78,9 @@ def _print_report(report: IndexReport) -> None:
         err.print(f"  [yellow]skipped[/yellow] {skipped.url}: {skipped.reason}")
 
 
-async def _crawl(context: AppContext, request: CrawlRequest, quiet: bool) -> IndexReport:
+async def _crawl(
+    context: AppContext, request: CrawlRequest, quiet: bool, local: LocalOptions | None = None
+) -> IndexReport:
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -95,21 +98,42 @@ async def _crawl(context: AppContext, request: CrawlRequest, quiet: bool) -> Ind
             bar.update(task, completed=progress.pages_done, total=total, chunks=progress.chunks_stored)
 
         async with Crawler(context.settings) as crawler:
-            return await Indexer(context.settings, context.store, context.embedder, crawler).run(request, show)
+            indexer = Indexer(context.settings, context.store, context.embedder, crawler)
+            return await indexer.run(request, show, local=local)
 
 
 @app.command()
 def crawl(
-    url: Annotated[str, typer.Argument(help="Start URL: a page, a sitemap.xml or an llms.txt")],
+    url: Annotated[
+        str,
+        typer.Argument(
+            help="Start URL (a page, a sitemap.xml or an llms.txt), or a local folder, file, archive or git "
+            "repository (a path, file://, git+https://, git+ssh://, git+file://; local paths need ALLOWED_PATHS)"
+        ),
+    ],
     max_depth: Annotated[int | None, typer.Option(help="Link depth for recursive crawls (0 = this page)")] = None,
     max_pages: Annotated[int | None, typer.Option(help="Stop after this many pages")] = None,
     max_concurrent: Annotated[int | None, typer.Option(help="Pages fetched at once")] = None,
     include: Annotated[list[str] | None, typer.Option(help="Only URLs matching this glob (repeatable)")] = None,
     exclude: Annotated[list[str] | None, typer.Option(help="Skip URLs matching this glob (repeatable)")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout")] = False,
+    source_id: Annotated[
+        str | None, typer.Option(help="Local targets: the source id (default: the folder, archive or repo name)")
+    ] = None,
+    ref: Annotated[str | None, typer.Option(help="Git repositories: the branch, tag or commit to index")] = None,
 ) -> None:
-    """Crawl a site and index it."""
+    """Crawl a site, or read local documentation, and index it."""
     settings = _settings()
+    local = is_local_target(url)
+    if not local and (source_id is not None or ref is not None):
+        err.print("[red]error:[/red] --source-id and --ref apply to local folders, files, archives and repositories")
+        raise typer.Exit(2)
+    if local:
+        try:  # refused before the model loads; the crawl checks again when it reads
+            resolve_target(url, settings.allowed_paths)
+        except LocalAccessError as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
+            raise typer.Exit(1) from None
     with _context(settings) as context:
         try:
             request = CrawlRequest(
@@ -120,7 +144,8 @@ def crawl(
                 include=tuple(include or ()),
                 exclude=tuple(exclude or ()),
             )
-            report = asyncio.run(_crawl(context, request, quiet=json_output))
+            options = LocalOptions(source_id=source_id, ref=ref) if local else None
+            report = asyncio.run(_crawl(context, request, quiet=json_output, local=options))
         except (CrawlInputError, StoreError) as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None

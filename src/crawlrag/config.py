@@ -92,6 +92,15 @@ class Settings(BaseSettings):
     max_sitemap_urls: int = Field(50_000, ge=1)
     max_sitemap_depth: int = Field(3, ge=0, le=10)
 
+    # --- local sources: folders, git repositories, archives, PDFs, OpenAPI specs (crawlrag.local) -----------------
+    # Roots under which local files may be read; empty (the default) makes nothing local readable.
+    allowed_paths: CommaList = Field(default_factory=list)
+    local_max_file_bytes: int = Field(100 * 1024 * 1024, ge=1024)
+    archive_max_bytes: int = Field(1024 * 1024 * 1024, ge=1024)  # everything in one archive, uncompressed
+    archive_max_files: int = Field(20_000, ge=1)
+    archive_max_ratio: float = Field(200.0, ge=1)  # uncompressed / compressed size: zip bombs exceed it by far
+    git_timeout_seconds: float = Field(600.0, gt=0, le=24 * 3600)
+
     # --- chunking and embeddings --------------------------------------------------------------------------------
     chunk_size: int = Field(1000, ge=200, le=20_000)
     max_link_density: float = Field(0.7, gt=0, le=1)
@@ -151,7 +160,7 @@ class Settings(BaseSettings):
     llm_concurrency: int = Field(4, ge=1, le=64)
     llm_timeout_seconds: float = Field(60.0, gt=0, le=3600)
 
-    @field_validator("allowed_hosts", "reranking_fallback_models", mode="before")
+    @field_validator("allowed_hosts", "reranking_fallback_models", "allowed_paths", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         return _split_list(value)
@@ -164,6 +173,18 @@ class Settings(BaseSettings):
             if any(char in host for char in "/@ \t") or host.count(":") == 1:
                 raise ValueError(f"{host!r} is not a host name: list names or globs without scheme, port or path")
         return hosts
+
+    @field_validator("allowed_paths")
+    @classmethod
+    def _absolute_paths(cls, value: list[str]) -> list[str]:
+        # Resolved once here (symlinks, "..", "~"), so the roots a path is checked against are real directories.
+        roots = []
+        for raw in value:
+            path = Path(raw).expanduser()
+            if not path.is_absolute():
+                raise ValueError(f"{raw!r} is not an absolute path: list directories such as /home/me/docs")
+            roots.append(str(path.resolve()))
+        return roots
 
     @field_validator("use_gpu_acceleration", mode="before")
     @classmethod

@@ -20,6 +20,7 @@ from crawlrag.crawl import Crawler, CrawlProgress, CrawlRequest, PageFailure, Pa
 from crawlrag.crawl.urls import normalize_url, source_id_for
 from crawlrag.embeddings import Embedder
 from crawlrag.llm import Enricher, build_enricher
+from crawlrag.local import LocalCrawl, LocalOptions, crawl_local, is_local_target
 from crawlrag.models import Chunk, CodeExample, Page, content_hash
 from crawlrag.store import EmbeddingMismatchError, PageWrite, Store
 from crawlrag.summaries import summarize_source
@@ -119,10 +120,17 @@ class Indexer:
         self._known_sources: set[str] = set()
 
     async def run(
-        self, request: CrawlRequest, on_progress: Callable[[IndexProgress], None] | None = None
+        self,
+        request: CrawlRequest,
+        on_progress: Callable[[IndexProgress], None] | None = None,
+        *,
+        local: LocalOptions | None = None,
     ) -> IndexReport:
-        start = normalize_url(request.url)  # a bad start URL fails here with its own error, before any work starts
-        await anyio.to_thread.run_sync(self._check_known_source, start)
+        # Folders, files, archives and repositories are read by crawlrag.local (under ALLOWED_PATHS), not fetched.
+        local_crawl = crawl_local(request.url, self.settings, request, local) if is_local_target(request.url) else None
+        start = None if local_crawl else normalize_url(request.url)  # a bad URL fails here, before any work starts
+        if start is not None:
+            await anyio.to_thread.run_sync(self._check_known_source, start)
         started = time.perf_counter()
         report = IndexReport(IndexProgress(max_pages=request.max_pages))
         notify = on_progress or (lambda progress: None)
@@ -130,8 +138,9 @@ class Indexer:
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._consume, receive, report, notify)
-                await self._produce(request, send, report, notify)
-            await anyio.to_thread.run_sync(self._summarize_sources, request.url, report)
+                await self._produce(request, send, report, notify, local_crawl)
+            root = local_crawl.root_url if local_crawl else start
+            await anyio.to_thread.run_sync(self._summarize_sources, root, report)
         except BaseExceptionGroup as group_error:
             # Callers expect the error itself (a refused URL, a model mismatch), not the task group around it.
             if len(group_error.exceptions) == 1:
@@ -152,6 +161,7 @@ class Indexer:
         send: MemoryObjectSendStream[Page],
         report: IndexReport,
         notify: Callable[[IndexProgress], None],
+        local_crawl: LocalCrawl | None = None,
     ) -> None:
         progress = report.progress
 
@@ -165,7 +175,8 @@ class Indexer:
 
         async with send:
             waited = time.perf_counter()
-            async for item in self.crawler.crawl(request, validators=validators, on_progress=crawl_progress):
+            pages = local_crawl or self.crawler.crawl(request, validators=validators, on_progress=crawl_progress)
+            async for item in pages:
                 report.timings["crawl"] += time.perf_counter() - waited
                 progress.fetched += 1
                 if isinstance(item, PageFailure):
@@ -315,14 +326,15 @@ class Indexer:
         report.progress.failed += 1
         report.failures.append(PageFailure(url, reason))
 
-    def _summarize_sources(self, start_url: str, report: IndexReport) -> None:
+    def _summarize_sources(self, root: str | None, report: IndexReport) -> None:
         """Give each source crawled a summary from its root page (the start URL when it was stored)."""
+        if root is None:
+            return
         sources = {source.source_id: source for source in self.store.list_sources()}
         for source_id in report.source_ids:
             source = sources.get(source_id)
             if source is None or (source.summary and report.progress.stored == 0):
                 continue
-            root = normalize_url(start_url)
             markdown = self.store.page_markdown(root)
             stored = self.store.get_page(root)
             if markdown is None or stored is None:

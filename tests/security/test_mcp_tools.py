@@ -98,7 +98,7 @@ def refused(answer: dict[str, Any], *words: str) -> str:
 @pytest.mark.parametrize(
     ("url", "words"),
     [
-        ("file:///etc/passwd", ["only http:// and https://"]),
+        ("file:///etc/passwd", ["ALLOWED_PATHS"]),  # local files are readable only under ALLOWED_PATHS
         ("gopher://127.0.0.1:70/_x", ["only http:// and https://"]),
         ("http://169.254.169.254/latest/meta-data/", ["cloud metadata"]),
         ("http://[::ffff:127.0.0.1]:9/", ["loopback"]),

@@ -9,7 +9,7 @@ from mcp import Client
 from server_helpers import StartServer, call
 
 BAD_CALLS: list[tuple[str, dict[str, Any], str]] = [
-    ("crawl_single_page", {"url": "file:///etc/passwd"}, "only http:// and https://"),
+    ("crawl_single_page", {"url": "file:///etc/passwd"}, "ALLOWED_PATHS"),  # local files: none by default
     ("crawl_single_page", {"url": ""}, "url must be a non-empty"),
     ("crawl_single_page", {"url": "   "}, "url must be a non-empty"),
     ("crawl_single_page", {"url": "javascript:alert(1)"}, "only http:// and https://"),

@@ -10,6 +10,7 @@ from typing import Any
 from crawlrag.config import Settings
 from crawlrag.crawl import CrawlRequest
 from crawlrag.crawl.urls import normalize_url
+from crawlrag.local import LocalAccessError, check_local_url
 
 MAX_URL_CHARS = 2048
 MAX_PATTERNS = 50
@@ -45,6 +46,16 @@ def check_url(url: Any) -> str:
         return normalize_url(url)
     except ValueError as exc:  # CrawlInputError: the message names the URL and what is supported
         raise ArgumentError(str(exc)) from None
+
+
+def check_crawl_url(settings: Settings, url: Any) -> str:
+    """`check_url`, except that a file:// URL under ALLOWED_PATHS is accepted (as its canonical file:// URL)."""
+    if isinstance(url, str) and url.strip().lower().startswith("file:"):
+        try:
+            return check_local_url(url, settings.allowed_paths)
+        except LocalAccessError as exc:
+            raise ArgumentError(str(exc)) from None
+    return check_url(url)
 
 
 def check_patterns(name: str, patterns: Sequence[str] | None) -> tuple[str, ...]:
@@ -110,7 +121,7 @@ class CrawlSpec:
             else check_int("max_concurrent", max_concurrent, *CONCURRENCY_RANGE)
         )
         return cls(
-            url=check_url(url),
+            url=check_crawl_url(settings, url),
             max_depth=check_int("max_depth", max_depth, *DEPTH_RANGE),
             max_pages=min(pages, settings.max_pages),
             max_concurrent=min(concurrent, settings.max_concurrent),

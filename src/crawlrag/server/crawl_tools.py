@@ -14,7 +14,7 @@ from crawlrag.server.jobs import Job, ProgressReporter
 from crawlrag.server.runtime import ServerRuntime
 from crawlrag.server.toolkit import CRAWLS, JOB_CONTROL, READ_ONLY, ToolResult, add_tool, fail, ok
 
-Url = Annotated[str, Field(description="Start URL, http:// or https://")]
+Url = Annotated[str, Field(description="Start URL, http:// or https:// (or file:// under ALLOWED_PATHS)")]
 MaxDepth = Annotated[int, Field(description="Link depth to follow from the start page, 0 to 50 (0: this page only)")]
 MaxConcurrent = Annotated[int, Field(description="Pages fetched at once, 1 to 100, capped at MAX_CONCURRENT")]
 ChunkSize = Annotated[
