@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -46,6 +46,7 @@ class Renderer:
         self.env = Environment(
             loader=PackageLoader("crawlrag.server.ui", "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
+            undefined=StrictUndefined,  # a misspelt or missing variable is an error, not an empty string
             trim_blocks=True,
             lstrip_blocks=True,
         )
@@ -55,6 +56,7 @@ class Renderer:
     def page(
         self, request: Request, session: Session, template: str, *, status: int = 200, **context: Any
     ) -> HTMLResponse:
+        context.setdefault("error", None)
         html = self.env.get_template(template).render(
             current=request.url.path,
             csrf=self.keeper.csrf_token(session),
