@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 from sitegen import build_docs_site, serve_site
-from ui_helpers import CHROMIUM, UiServer, start_ui_server
-
-TOKEN = "ui-test-token-0123456789"
+from ui_helpers import CHROMIUM, TOKEN, UiServer, start_ui_server
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import TOKEN
-from ui_helpers import WAIT_MS, ConsoleErrors, UiServer
+from ui_helpers import TOKEN, WAIT_MS, ConsoleErrors, UiServer
 
 pytestmark = pytest.mark.slow
 

@@ -15,6 +15,7 @@ import httpx
 from server.server_helpers import free_port, serve_command, server_env, wait_for_health
 
 CHROMIUM = "/usr/bin/chromium"
+TOKEN = "ui-test-token-0123456789"  # MCP_AUTH_TOKEN of the `token_server` fixture
 # Generous: the machine running the tests may be busy; the assertions do not depend on how fast it is.
 WAIT_MS = 120_000
 

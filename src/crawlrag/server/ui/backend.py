@@ -6,7 +6,7 @@ server objects.
 
 from __future__ import annotations
 
-import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,8 +20,6 @@ from crawlrag.server.arguments import ArgumentError, CrawlSpec, check_job_id
 from crawlrag.server.runtime import ServerRuntime
 from crawlrag.server.ui.latency import LatencyRow, latency_rows
 
-log = logging.getLogger(__name__)
-
 # Jobs looked at to find each source's start URL (newest first) and shown on the Jobs page.
 JOBS_SHOWN = 100
 # How long a cancel waits for the crawl to stop before the page answers.
@@ -29,6 +27,7 @@ CANCEL_WAIT_SECONDS = 5.0
 # How long a search waits for an embedding model that is still loading before it answers keyword-only.
 EMBEDDER_WAIT_SECONDS = 5.0
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "vector", "keyword")
+_BLANK_LINES = re.compile(r"\n\s*\n+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +124,7 @@ class ResultRow:
             url=hit.url,
             headings=hit.headings,
             source_id=hit.source_id,
-            content=content,
+            content=_BLANK_LINES.sub("\n", content.strip()),  # a snippet, read at a glance
             score=hit.score,
             similarity=hit.similarity,
             keyword_score=hit.keyword_score,
@@ -201,7 +200,10 @@ class UiBackend:
         row = rows.get(source_id)
         if row is None or row.start_url is None:
             raise ArgumentError(f"no crawl job of {source_id[:100]!r} is known, so its start URL is not either")
-        latest = next(job for job in await self.runtime.jobs.records(JOBS_SHOWN) if job.url == row.start_url)
+        jobs = await self.runtime.jobs.records(JOBS_SHOWN)
+        latest = next((job for job in jobs if job.url == row.start_url), None)
+        if latest is None:
+            raise ArgumentError(f"the crawl jobs of {source_id[:100]!r} are gone; add a crawl instead")
         spec = CrawlSpec.from_options(latest.url, latest.options, self.settings)
         return (await self.runtime.jobs.submit(spec)).job_id
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -19,11 +18,10 @@ from crawlrag.server.ui.backend import SEARCH_MODES, SourceRow, UiBackend
 from crawlrag.server.ui.guard import Form, Guard, safe_next
 from crawlrag.server.ui.render import Renderer, number, when
 from crawlrag.server.ui.security import COOKIE_NAME, Session
-
-log = logging.getLogger(__name__)
+from crawlrag.store import StoreError
 
 # Errors whose message is written for the person who filled in the form.
-FORM_ERRORS = (ArgumentError, SearchInputError, JobError, NotStartedError)
+FORM_ERRORS = (ArgumentError, SearchInputError, JobError, StoreError, NotStartedError)
 DEFAULT_RESULTS = 10
 
 
