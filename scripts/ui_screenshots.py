@@ -66,7 +66,6 @@ def main() -> None:
             page.get_by_label("Access token").fill(TOKEN)
             page.get_by_role("button", name="Log in").click()
             page.wait_for_url(server.base + "/")
-            shoot(page, "sources-empty")
             server.wait_for_embedder()
 
             page.goto("/crawl")
