@@ -56,6 +56,7 @@ def test_crawl_watch_it_complete_search_and_open_a_result(
     assert done >= 3, pages_text
     assert tab.locator(f"{row} form[data-action=cancel]").is_hidden()
     assert "Live: updated" in tab.inner_text("#live-status")
+    assert tab.inner_text("#live-announce") == f"Crawl of {site_url}/guide/ is completed."  # for screen readers
 
     tab.get_by_role("link", name="Sources").click()
     source = site_url.removeprefix("http://")

@@ -7,6 +7,12 @@
   }
   var source = table.getAttribute("data-live-jobs");
   var note = document.getElementById("live-status");
+  // Only a job's change of status is announced to screen readers, not every refresh.
+  var announce = document.getElementById("live-announce");
+  var shown = {};
+  table.querySelectorAll("tr[data-job-id]").forEach(function (row) {
+    shown[row.getAttribute("data-job-id")] = field(row, "status").textContent;
+  });
   var ACTIVE_MS = 1000;
   var IDLE_MS = 5000;
 
@@ -16,6 +22,10 @@
 
   function show(row, job) {
     var status = field(row, "status");
+    if (shown[job.job_id] && shown[job.job_id] !== job.status) {
+      announce.textContent = "Crawl of " + row.querySelector(".url").textContent + " is " + job.status + ".";
+    }
+    shown[job.job_id] = job.status;
     status.textContent = job.status;
     status.className = "status status-" + job.status;
     var bar = field(row, "bar");
