@@ -1,4 +1,4 @@
-"""HTTP side of the server: /mcp (Streamable HTTP), /health, /metrics, bearer-token auth and DNS-rebinding checks."""
+"""HTTP side of the server: /mcp (Streamable HTTP), /health, /metrics, the web UI, auth and DNS-rebinding checks."""
 
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crawlrag.config import Settings
 from crawlrag.server.runtime import ServerRuntime
+from crawlrag.server.ui import build_ui_app
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,9 @@ def build_http_app(runtime: ServerRuntime, mcp: MCPServer[Any], host: str) -> AS
         async with runtime, session_manager.run():
             yield
 
-    app = Starlette(routes=[*service_routes(runtime), *sdk_app.routes], lifespan=lifespan)
+    # The web UI takes every path the routes before it do not (its pages, /login, /ui/static/...).
+    ui = Mount("/", app=build_ui_app(runtime, transport_security(host)))
+    app = Starlette(routes=[*service_routes(runtime), *sdk_app.routes, ui], lifespan=lifespan)
     return protect(app, runtime.settings)
 
 
