@@ -3,12 +3,13 @@
 A crawl is started by whoever can call the MCP tool, and the pages it reads can be written by anyone, so without
 this check a request could make the server fetch `http://169.254.169.254/` (cloud metadata) or an admin page on
 the local network. Every request is checked: start URLs, each redirect hop, robots.txt, sitemaps, llms.txt
-links and the browser's requests. The rules, in order:
+links and the browser's requests (its interception and its egress proxy). The rules, in order:
 
 * only `http` and `https`, and no credentials in the URL;
 * the host is resolved (IP literals in any spelling are read as addresses, see `addresses.host_ip`) and every
-  address must be public: loopback, private, link-local, carrier-grade NAT, multicast, unspecified and reserved
-  ranges are refused, IPv6 forms that carry an IPv4 address (mapped, NAT64, 6to4, Teredo) by that address;
+  address must be globally routable unicast: an allow-list built from the IANA special-purpose registries
+  (`addresses.non_public_rule`), IPv6 forms that carry an IPv4 address (mapped, compatible, SIIT, NAT64, 6to4,
+  Teredo) judged by that address;
 * ALLOW_PRIVATE_NETWORK=true turns the address rule off; ALLOWED_HOSTS lists host names (globs) exempt from it.
 
 Checking a name and then letting the HTTP library resolve it again would leave a window for DNS rebinding (a
