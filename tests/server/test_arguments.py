@@ -41,7 +41,11 @@ BAD_CALLS: list[tuple[str, dict[str, Any], str]] = [
     ("cancel_crawl", {"job_id": "0123456789abcdef"}, "no crawl job with id"),
     ("resume_crawl", {"job_id": "0123456789abcdef"}, "no crawl job with id"),
     ("list_crawl_jobs", {"limit": 0}, "limit must be between 1 and 200"),
-    ("fetch_page", {"url": "https://example.com/not-crawled"}, "not in the index; crawl it first with crawl_single_page"),
+    (
+        "fetch_page",
+        {"url": "https://example.com/not-crawled"},
+        "not in the index; crawl it first with crawl_single_page",
+    ),
     ("fetch_page", {"url": "https://example.com/", "max_tokens": 10}, "max_tokens must be between 100 and 100000"),
 ]
 

@@ -26,9 +26,16 @@ async def test_tools_are_listed_with_upstream_arguments_and_annotations(start_se
     assert set(tools) == CRAWL_TOOLS | READ_ONLY_TOOLS | {"cancel_crawl"}
     arguments = {name: set(tool.input_schema["properties"]) for name, tool in tools.items()}
     assert arguments["crawl_single_page"] == {"url", "force"}
-    assert {"url", "max_depth", "max_concurrent", "chunk_size", "max_pages", "include", "exclude", "force"} == arguments[
-        "smart_crawl_url"
-    ]
+    assert {
+        "url",
+        "max_depth",
+        "max_concurrent",
+        "chunk_size",
+        "max_pages",
+        "include",
+        "exclude",
+        "force",
+    } == arguments["smart_crawl_url"]
     assert arguments["perform_rag_query"] == {"query", "source", "match_count", "max_tokens"}
     assert arguments["search_code_examples"] == {"query", "source_id", "match_count", "max_tokens"}
     assert tools["crawl_single_page"].input_schema["required"] == ["url"]
