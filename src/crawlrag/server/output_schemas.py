@@ -10,10 +10,10 @@ from typing import Any
 
 Schema = dict[str, Any]
 
-TEXT = {"type": "string"}
-INT = {"type": "integer", "minimum": 0}
-NUMBER_OR_NULL = {"type": ["number", "null"]}
-TEXT_OR_NULL = {"type": ["string", "null"]}
+TEXT: Schema = {"type": "string"}
+INT: Schema = {"type": "integer", "minimum": 0}
+NUMBER_OR_NULL: Schema = {"type": ["number", "null"]}
+TEXT_OR_NULL: Schema = {"type": ["string", "null"]}
 OPEN_OBJECT: Schema = {"type": "object", "additionalProperties": True}
 
 
@@ -62,9 +62,13 @@ SOURCE = closed(
     }
 )
 
-_SCORES = {"similarity": NUMBER_OR_NULL, "keyword_score": NUMBER_OR_NULL, "score": {"type": "number"}}
-_RESULT_COMMON = {"tokens": INT}
-_RESULT_OPTIONAL = {"rerank_score": NUMBER_OR_NULL, "section_url": TEXT, "anchor": TEXT_OR_NULL}
+_SCORES: dict[str, Schema] = {
+    "similarity": NUMBER_OR_NULL,
+    "keyword_score": NUMBER_OR_NULL,
+    "score": {"type": "number"},
+}
+_RESULT_COMMON: dict[str, Schema] = {"tokens": INT}
+_RESULT_OPTIONAL: dict[str, Schema] = {"rerank_score": NUMBER_OR_NULL, "section_url": TEXT, "anchor": TEXT_OR_NULL}
 
 CHUNK_RESULT = closed(
     {

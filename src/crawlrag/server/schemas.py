@@ -87,7 +87,9 @@ def _max_tokens(settings: Settings, description: str) -> Schema:
 
 def tool_properties(settings: Settings) -> dict[str, dict[str, Schema]]:
     """Every tool's argument schemas, by tool name."""
-    depth, concurrent = (0, MAX_DEPTH_LIMIT), (1, MAX_CONCURRENT_LIMIT)
+    chunks_low, chunks_high = CHUNK_SIZE_RANGE
+    pages_low, pages_high = PAGES_RANGE
+    jobs_low, jobs_high = JOB_LIST_RANGE
     return {
         "get_available_sources": {},
         "perform_rag_query": _search(settings, "source"),
@@ -105,17 +107,19 @@ def tool_properties(settings: Settings) -> dict[str, dict[str, Schema]]:
         "crawl_single_page": {"url": _url("URL of the page, http:// or https://"), "force": _force()},
         "smart_crawl_url": {
             "url": _url("Start URL (a page, a sitemap.xml or an llms.txt), http:// or https://"),
-            "max_depth": integer(*depth, "Link depth to follow from the start page (0: this page only)"),
+            "max_depth": integer(0, MAX_DEPTH_LIMIT, "Link depth to follow from the start page (0: this page only)"),
             "max_concurrent": integer(
-                *concurrent, f"Pages fetched at once, capped at MAX_CONCURRENT ({settings.max_concurrent})"
+                1, MAX_CONCURRENT_LIMIT, f"Pages fetched at once, capped at MAX_CONCURRENT ({settings.max_concurrent})"
             ),
             "chunk_size": integer(
-                *CHUNK_SIZE_RANGE,
+                chunks_low,
+                chunks_high,
                 f"Characters per chunk for this crawl (null: CHUNK_SIZE, {settings.chunk_size})",
                 nullable=True,
             ),
             "max_pages": integer(
-                *PAGES_RANGE,
+                pages_low,
+                pages_high,
                 f"Stop after this many pages (null and cap: MAX_PAGES, {settings.max_pages})",
                 nullable=True,
             ),
@@ -124,7 +128,7 @@ def tool_properties(settings: Settings) -> dict[str, dict[str, Schema]]:
             "force": _force(),
         },
         "get_crawl_status": {"job_id": _job_id()},
-        "list_crawl_jobs": {"limit": integer(*JOB_LIST_RANGE, "How many jobs to list, newest first")},
+        "list_crawl_jobs": {"limit": integer(jobs_low, jobs_high, "How many jobs to list, newest first")},
         "cancel_crawl": {"job_id": _job_id()},
         "resume_crawl": {"job_id": _job_id()},
     }

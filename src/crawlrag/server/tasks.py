@@ -45,7 +45,7 @@ class TaskParams(RequestParams):
 
 def _declared(capabilities: Any) -> bool:
     extensions = getattr(capabilities, "extensions", None)
-    return bool(extensions) and TASKS_EXTENSION in extensions
+    return isinstance(extensions, dict) and TASKS_EXTENSION in extensions
 
 
 def client_wants_tasks(ctx: Context[Any]) -> bool:
