@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import anyio
+import pytest
 from mcp import Client
 from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
+from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, Request, RequestParams, Result
 from pydantic import ConfigDict, Field
 from server_helpers import StartServer, call
@@ -122,3 +124,14 @@ async def test_refused_arguments_are_answered_without_a_task(start_server: Start
     async with start_server() as (_, mcp), Client(mcp, extensions=[Tasks()]) as client:
         result = await client.session.call_tool("smart_crawl_url", {"url": "ftp://example.com/"}, allow_claimed=True)
     assert isinstance(result, CallToolResult) and result.is_error
+
+
+async def test_tasks_methods_need_the_extension(start_server: StartServer) -> None:
+    async with start_server() as (_, mcp), Client(mcp) as plain, Client(mcp, extensions=[Tasks()]) as opted:
+        with pytest.raises(MCPError) as missing:
+            await get_task(plain, "0123456789abcdef")
+        with pytest.raises(MCPError) as unknown:
+            await get_task(opted, "0123456789abcdef")
+
+    assert missing.value.error.code == -32021  # missing required client capability
+    assert unknown.value.error.code == -32602  # invalid params: no such task
