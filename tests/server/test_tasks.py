@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import anyio
+import jsonschema
 import pytest
 from mcp import Client
 from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
@@ -14,6 +15,7 @@ from pydantic import ConfigDict, Field
 from server_helpers import StartServer, call
 from sitegen import SLOW_SECONDS
 
+from crawlrag.server.output_schemas import OUTPUT_SCHEMAS
 from crawlrag.server.tasks import TASKS_EXTENSION
 
 
@@ -94,6 +96,7 @@ async def test_a_task_augmented_crawl_completes_with_the_crawl_report(start_serv
     assert working["resultType"] == "complete" and working["taskId"] == handle.task_id
     assert done["status"] == "completed", done
     report = done["result"]["structuredContent"]
+    jsonschema.validate(report, OUTPUT_SCHEMAS["smart_crawl_url"])
     assert report["success"] is True and report["job_id"] == handle.task_id
     assert report["result"]["pages_stored"] == 7
 

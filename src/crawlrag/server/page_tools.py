@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import anyio
-from pydantic import Field
 
 from crawlrag.answers import pieces, section_text
 from crawlrag.chunking import parse_blocks
@@ -61,10 +60,7 @@ def split_parts(markdown: str, budget: int, counter: TokenCounter) -> list[str]:
 def register_page_tools(tools: ToolSet, runtime: ServerRuntime, counter: TokenCounter) -> None:
     @add_tool(tools, runtime, title="Read a crawled page", annotations=READ_ONLY)
     async def fetch_page(
-        url: Annotated[str, Field(description="URL of a crawled page")],
-        section: Annotated[str | None, Field(description="Only this section (heading text or path)")] = None,
-        part: Annotated[int, Field(description="Part of a page too long for max_tokens")] = 1,
-        max_tokens: Annotated[int | None, Field(description="Token budget (default: MAX_RESULT_TOKENS)")] = None,
+        url: str, section: str | None = None, part: int = 1, max_tokens: int | None = None
     ) -> ToolResult:
         """Return the stored markdown of a crawled page, or of one section of it, as search results cite it.
 
