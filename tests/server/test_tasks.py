@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import anyio
@@ -14,7 +15,10 @@ from mcp_types import CallToolResult, Request, RequestParams, Result
 from pydantic import ConfigDict, Field
 from server_helpers import StartServer, call
 from sitegen import SLOW_SECONDS
+from test_http import serve_http
 
+from crawlrag.config import Settings
+from crawlrag.embeddings import LocalEmbedder
 from crawlrag.server.output_schemas import OUTPUT_SCHEMAS
 from crawlrag.server.tasks import TASKS_EXTENSION
 
@@ -138,3 +142,17 @@ async def test_tasks_methods_need_the_extension(start_server: StartServer) -> No
 
     assert missing.value.error.code == -32021  # missing required client capability
     assert unknown.value.error.code == -32602  # invalid params: no such task
+
+
+async def test_tasks_over_streamable_http(
+    server_settings: Callable[..., Settings], embedder: LocalEmbedder, site_url: str
+) -> None:
+    async with serve_http(server_settings(crawl_wait_seconds=60), embedder) as (base, _, _):
+        async with Client(base + "/mcp", extensions=[Tasks()]) as client:
+            handle = await start_task(client, "crawl_single_page", url=site_url + "/guide/install.html")
+            done = await poll(client, handle.task_id, {"completed", "failed", "cancelled"})
+        async with Client(base + "/mcp") as plain:
+            again = await call(plain, "crawl_single_page", url=site_url + "/guide/install.html")
+
+    assert done["status"] == "completed" and done["result"]["structuredContent"]["result"]["pages_stored"] == 1
+    assert again["status"] == "completed" and again["result"]["pages_unchanged"] == 1
