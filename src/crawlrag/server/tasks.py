@@ -23,11 +23,12 @@ from pydantic import Field
 from crawlrag.models import CrawlJob, JobStatus
 from crawlrag.server.jobs import JobError
 from crawlrag.server.runtime import ServerRuntime
+from crawlrag.server.schemas import JOB_ID_PATTERN
 
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
 TASK_TOOLS = frozenset({"smart_crawl_url", "crawl_single_page", "resume_crawl"})
 POLL_INTERVAL_MS = 1000
-_TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TASK_ID = re.compile(JOB_ID_PATTERN)  # task ids are job ids
 _STATUS = {
     JobStatus.QUEUED: "working",
     JobStatus.RUNNING: "working",
