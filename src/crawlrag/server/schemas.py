@@ -18,6 +18,7 @@ from crawlrag.crawl.results import MAX_CONCURRENT_LIMIT, MAX_DEPTH_LIMIT
 from crawlrag.limits import JOB_LIST_RANGE, MAX_RESULT_TOKENS, MAX_SECTION_CHARS, MAX_SOURCE_CHARS, MIN_RESULT_TOKENS
 from crawlrag.server.arguments import (
     CHUNK_SIZE_RANGE,
+    JOB_ID_PATTERN,
     MAX_PATTERN_CHARS,
     MAX_PATTERNS,
     MAX_URL_CHARS,
@@ -26,7 +27,6 @@ from crawlrag.server.arguments import (
 
 Schema = dict[str, Any]
 
-JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 # What a pattern means, for error messages (a regular expression is not an explanation).
 PATTERN_MEANINGS = {JOB_ID_PATTERN: "the id a crawl tool returned (letters, digits, '-' and '_')"}
 
