@@ -13,6 +13,8 @@ import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from crawlrag.limits import DEFAULT_RESULT_TOKENS, MAX_RESULT_TOKENS, MIN_RESULT_TOKENS
+
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_RERANKING_MODEL = "cross-encoder/ms-marco-MiniLM-L-6-v2"
 # What EMBEDDING_MODEL means with EMBEDDING_PROVIDER=openai when it is left at the local default (as upstream).
@@ -128,6 +130,8 @@ class Settings(BaseSettings):
     code_min_chars: int = Field(300, ge=1)
     max_query_chars: int = Field(2000, ge=1, le=100_000)
     max_match_count: int = Field(50, ge=1, le=1000)
+    # Default `max_tokens` of the search tools and fetch_page, in the embedding model's tokens.
+    max_result_tokens: int = Field(DEFAULT_RESULT_TOKENS, ge=MIN_RESULT_TOKENS, le=MAX_RESULT_TOKENS)
 
     # --- reranking ----------------------------------------------------------------------------------------------
     use_reranking: bool = False

@@ -23,11 +23,11 @@ BAD_CALLS: list[tuple[str, dict[str, Any], str]] = [
     ("smart_crawl_url", {"url": "https://example.com/", "max_pages": 0}, "max_pages must be between 1"),
     ("smart_crawl_url", {"url": "https://example.com/", "max_concurrent": 0}, "max_concurrent must be between 1"),
     ("smart_crawl_url", {"url": "https://example.com/", "chunk_size": 10}, "chunk_size must be between 200"),
-    ("smart_crawl_url", {"url": "https://example.com/", "include": [""]}, "include entries must be non-empty"),
+    ("smart_crawl_url", {"url": "https://example.com/", "include": [""]}, "include[0] must be a non-empty string"),
     ("smart_crawl_url", {"url": "https://example.com/", "exclude": ["*"] * 51}, "the limit is 50"),
     ("perform_rag_query", {"query": ""}, "query must be a non-empty string"),
     ("perform_rag_query", {"query": "   "}, "query must be a non-empty string"),
-    ("perform_rag_query", {"query": "x" * 2001}, "MAX_QUERY_CHARS"),
+    ("perform_rag_query", {"query": "x" * 2001}, "the limit is 2000"),
     ("perform_rag_query", {"query": "install", "match_count": 0}, "match_count must be between 1 and 50"),
     ("perform_rag_query", {"query": "install", "match_count": -1}, "match_count must be between 1 and 50"),
     ("perform_rag_query", {"query": "install", "match_count": 10**9}, "match_count must be between 1 and 50"),
@@ -37,10 +37,16 @@ BAD_CALLS: list[tuple[str, dict[str, Any], str]] = [
     ("search_code_examples", {"query": "def", "source_id": "unknown.example"}, "unknown source"),
     ("get_crawl_status", {"job_id": "0123456789abcdef"}, "no crawl job with id '0123456789abcdef'"),
     ("get_crawl_status", {"job_id": "../../etc/passwd"}, "job_id must be the id a crawl tool returned"),
-    ("get_crawl_status", {"job_id": ""}, "job_id must be the id a crawl tool returned"),
+    ("get_crawl_status", {"job_id": ""}, "job_id must be a non-empty string"),
     ("cancel_crawl", {"job_id": "0123456789abcdef"}, "no crawl job with id"),
     ("resume_crawl", {"job_id": "0123456789abcdef"}, "no crawl job with id"),
     ("list_crawl_jobs", {"limit": 0}, "limit must be between 1 and 200"),
+    (
+        "fetch_page",
+        {"url": "https://example.com/not-crawled"},
+        "not in the index; crawl it first with crawl_single_page",
+    ),
+    ("fetch_page", {"url": "https://example.com/", "max_tokens": 10}, "max_tokens must be between 100 and 100000"),
 ]
 
 
@@ -64,18 +70,31 @@ async def test_bad_arguments_give_clear_errors_and_store_nothing(start_server: S
 
 
 @pytest.mark.parametrize(
-    ("tool", "arguments", "field"),
+    ("tool", "arguments", "argument", "rule", "expected"),
     [
-        ("perform_rag_query", {"query": "install", "match_count": "many"}, "match_count"),
-        ("smart_crawl_url", {"url": "https://example.com/", "max_depth": "deep"}, "max_depth"),
-        ("crawl_single_page", {}, "url"),
+        ("perform_rag_query", {"query": "install", "match_count": "abc"}, "match_count", "type", "a whole number"),
+        ("perform_rag_query", {"query": "install", "match_count": "5"}, "match_count", "type", "a whole number"),
+        ("perform_rag_query", {"query": "install", "match_count": 2.5}, "match_count", "type", "a whole number"),
+        ("perform_rag_query", {"query": "install", "match_count": True}, "match_count", "type", "a whole number"),
+        ("perform_rag_query", {}, "query", "required", "query is required"),
+        ("perform_rag_query", {"query": "install", "limit": 3}, "limit", "additionalProperties", "unknown argument"),
+        ("smart_crawl_url", {"url": "https://example.com/", "max_depth": "deep"}, "max_depth", "type", "whole number"),
+        ("smart_crawl_url", {"url": "https://example.com/", "include": "*/docs/*"}, "include", "type", "a list"),
+        ("crawl_single_page", {}, "url", "required", "url is required"),
+        ("crawl_single_page", {"url": "https://example.com/", "force": "yes"}, "force", "type", "true or false"),
+        ("get_crawl_status", {"job_id": 5}, "job_id", "type", "a string"),
     ],
 )
-async def test_arguments_of_the_wrong_type_are_rejected_by_the_schema(
-    start_server: StartServer, tool: str, arguments: dict[str, Any], field: str
+async def test_arguments_the_schema_refuses_get_the_tools_error_shape(
+    start_server: StartServer, tool: str, arguments: dict[str, Any], argument: str, rule: str, expected: str
 ) -> None:
-    async with start_server() as (_, mcp), Client(mcp) as client:
+    async with start_server() as (runtime, mcp), Client(mcp) as client:
         result = await client.call_tool(tool, arguments)
+        metrics = runtime.metrics.tool_calls.labels(tool, "invalid")._value.get()
 
-    assert result.is_error
-    assert field in result.content[0].text  # type: ignore[union-attr]
+    assert result.is_error and result.structured_content is not None
+    assert result.structured_content["success"] is False
+    assert result.structured_content["argument"] == argument and result.structured_content["rule"] == rule
+    assert expected in result.structured_content["error"]
+    assert "pydantic" not in result.structured_content["error"]
+    assert metrics == 1

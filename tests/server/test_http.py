@@ -133,7 +133,7 @@ async def test_health_and_metrics(
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
     text = metrics.text
     assert 'crawlrag_tool_calls_total{outcome="success",tool="perform_rag_query"} 1.0' in text
-    assert 'crawlrag_tool_calls_total{outcome="error",tool="perform_rag_query"} 1.0' in text
+    assert 'crawlrag_tool_calls_total{outcome="invalid",tool="perform_rag_query"} 1.0' in text
     assert 'crawlrag_tool_duration_seconds_count{tool="crawl_single_page"} 1.0' in text
     assert 'crawlrag_pages_crawled_total{outcome="stored"} 1.0' in text
     assert "crawlrag_chunks_stored_total" in text

@@ -12,6 +12,7 @@ CRAWL_TOOLS = {"crawl_single_page", "smart_crawl_url", "resume_crawl"}
 READ_ONLY_TOOLS = {
     "get_available_sources",
     "perform_rag_query",
+    "fetch_page",
     "search_code_examples",
     "get_crawl_status",
     "list_crawl_jobs",
@@ -24,15 +25,20 @@ async def test_tools_are_listed_with_upstream_arguments_and_annotations(start_se
 
     assert set(tools) == CRAWL_TOOLS | READ_ONLY_TOOLS | {"cancel_crawl"}
     arguments = {name: set(tool.input_schema["properties"]) for name, tool in tools.items()}
-    assert arguments["crawl_single_page"] == {"url"}
-    assert {"url", "max_depth", "max_concurrent", "chunk_size", "max_pages", "include", "exclude"} == arguments[
-        "smart_crawl_url"
-    ]
-    assert arguments["perform_rag_query"] == {"query", "source", "match_count"}
-    assert arguments["search_code_examples"] == {"query", "source_id", "match_count"}
+    assert arguments["crawl_single_page"] == {"url", "force"}
+    assert {
+        "url",
+        "max_depth",
+        "max_concurrent",
+        "chunk_size",
+        "max_pages",
+        "include",
+        "exclude",
+        "force",
+    } == arguments["smart_crawl_url"]
+    assert arguments["perform_rag_query"] == {"query", "source", "match_count", "max_tokens"}
+    assert arguments["search_code_examples"] == {"query", "source_id", "match_count", "max_tokens"}
     assert tools["crawl_single_page"].input_schema["required"] == ["url"]
-    assert "0 to 50" in tools["smart_crawl_url"].input_schema["properties"]["max_depth"]["description"]
-    assert "MAX_MATCH_COUNT" in tools["perform_rag_query"].input_schema["properties"]["match_count"]["description"]
     for name, tool in tools.items():
         assert tool.description and len(tool.description) > 40 and "\n    " not in tool.description, name
         assert tool.output_schema is not None and tool.output_schema["type"] == "object", name

@@ -20,7 +20,8 @@ DEPTH_RANGE = (0, 50)
 PAGES_RANGE = (1, 1_000_000)
 CONCURRENCY_RANGE = (1, 100)
 CHUNK_SIZE_RANGE = (200, 20_000)
-_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_JOB_ID = re.compile(JOB_ID_PATTERN)
 
 
 class ArgumentError(ValueError):

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 from pydantic import Field
 
 from crawlrag.models import CrawlJob, JobStatus
-from crawlrag.server.arguments import CrawlSpec, check_int, check_job_id
+from crawlrag.server.arguments import ArgumentError, CrawlSpec, check_int, check_job_id
 from crawlrag.server.jobs import Job, ProgressReporter
 from crawlrag.server.runtime import ServerRuntime
-from crawlrag.server.toolkit import CRAWLS, JOB_CONTROL, READ_ONLY, ToolResult, add_tool, fail, ok
+from crawlrag.server.tasks import client_wants_tasks
+from crawlrag.server.toolkit import CRAWLS, JOB_CONTROL, READ_ONLY, ToolResult, ToolSet, add_tool, fail, ok
 
 Url = Annotated[str, Field(description="Start URL, http:// or https:// (or file:// under ALLOWED_PATHS)")]
 MaxDepth = Annotated[int, Field(description="Link depth to follow from the start page, 0 to 50 (0: this page only)")]
@@ -24,6 +27,9 @@ MaxPages = Annotated[int | None, Field(description="Stop after this many pages (
 Include = Annotated[list[str] | None, Field(description='Only crawl URLs matching a glob, e.g. ["*/docs/*"]')]
 Exclude = Annotated[list[str] | None, Field(description='Skip URLs matching any of these globs, e.g. ["*/blog/*"]')]
 JobId = Annotated[str, Field(description="The job_id a crawl tool returned (see list_crawl_jobs)")]
+Force = Annotated[bool, Field(description="Store pages again even when unchanged")]
+# Until crawl jobs take `force`, a forced crawl is refused rather than silently run as a normal one.
+_SPEC_TAKES_FORCE = "force" in inspect.signature(CrawlSpec.from_arguments).parameters
 
 MAX_LISTED_PROBLEMS = 20
 RUNNING_MESSAGE = (
@@ -74,6 +80,21 @@ def crawl_answer(job: Job) -> CallToolResult:
     return fail(f"crawl {record.status.value}: {record.error or 'no reason recorded'}", **view)
 
 
+def ended_answer(runtime: ServerRuntime) -> Callable[[CrawlJob], Awaitable[CallToolResult]]:
+    """The final answer of an ended job, as its crawl tool gave (or would have given) it."""
+
+    async def answer(record: CrawlJob) -> CallToolResult:
+        job = runtime.jobs.live(record.job_id)
+        if job is not None:
+            return crawl_answer(job)
+        view = job_view(record)
+        if record.status is JobStatus.COMPLETED:
+            return ok(**view)
+        return fail(f"crawl {record.status.value}: {record.error or 'no reason recorded'}", **view)
+
+    return answer
+
+
 def progress_reporter(ctx: Context) -> ProgressReporter:
     async def report(done: int, total: int | None, message: str) -> None:
         # A no-op unless the client sent a progress token with its call.
@@ -82,22 +103,34 @@ def progress_reporter(ctx: Context) -> ProgressReporter:
     return report
 
 
-def register_crawl_tools(mcp: MCPServer[Any], runtime: ServerRuntime) -> None:
+def _force(force: bool) -> dict[str, Any]:
+    if not force:
+        return {}
+    if not _SPEC_TAKES_FORCE:
+        raise ArgumentError("force is not supported by this server's crawl jobs yet")
+    return {"force": True}
+
+
+def register_crawl_tools(tools: ToolSet, runtime: ServerRuntime) -> None:
     async def wait_and_answer(ctx: Context, job: Job) -> CallToolResult:
-        await runtime.jobs.wait(job, runtime.settings.crawl_wait_seconds, progress_reporter(ctx))
+        # A client running the call as a task polls tasks/get instead: answer at once with the job.
+        wait = 0.0 if client_wants_tasks(ctx) else runtime.settings.crawl_wait_seconds
+        await runtime.jobs.wait(job, wait, progress_reporter(ctx))
         return crawl_answer(job)
 
-    @add_tool(mcp, runtime, title="Crawl one page", annotations=CRAWLS)
-    async def crawl_single_page(ctx: Context, url: Url) -> ToolResult:
+    @add_tool(tools, runtime, title="Crawl one page", annotations=CRAWLS)
+    async def crawl_single_page(ctx: Context, url: Url, force: Force = False) -> ToolResult:
         """Crawl one web page (http or https), split it into chunks and store them for perform_rag_query.
 
         Waits up to CRAWL_WAIT_SECONDS; if the page is not stored by then, returns a job_id and status
         "running" to follow with get_crawl_status.
         """
-        spec = CrawlSpec.from_arguments(runtime.settings, url=url, max_depth=0, max_pages=1, kind="single")
+        spec = CrawlSpec.from_arguments(
+            runtime.settings, url=url, max_depth=0, max_pages=1, kind="single", **_force(force)
+        )
         return await wait_and_answer(ctx, await runtime.jobs.submit(spec))
 
-    @add_tool(mcp, runtime, title="Crawl a site", annotations=CRAWLS)
+    @add_tool(tools, runtime, title="Crawl a site", annotations=CRAWLS)
     async def smart_crawl_url(
         ctx: Context,
         url: Url,
@@ -107,6 +140,7 @@ def register_crawl_tools(mcp: MCPServer[Any], runtime: ServerRuntime) -> None:
         max_pages: MaxPages = None,
         include: Include = None,
         exclude: Exclude = None,
+        force: Force = False,
     ) -> ToolResult:
         """Crawl a documentation site and store its pages for perform_rag_query.
 
@@ -125,10 +159,11 @@ def register_crawl_tools(mcp: MCPServer[Any], runtime: ServerRuntime) -> None:
             include=include,
             exclude=exclude,
             chunk_size=chunk_size,
+            **_force(force),
         )
         return await wait_and_answer(ctx, await runtime.jobs.submit(spec))
 
-    @add_tool(mcp, runtime, title="Crawl job status", annotations=READ_ONLY)
+    @add_tool(tools, runtime, title="Crawl job status", annotations=READ_ONLY)
     async def get_crawl_status(job_id: JobId) -> ToolResult:
         """Status and progress of a crawl job; when it has ended, its result (pages stored, failures...)."""
         job_id = check_job_id(job_id)
@@ -137,7 +172,7 @@ def register_crawl_tools(mcp: MCPServer[Any], runtime: ServerRuntime) -> None:
             return fail(f"no crawl job with id {job_id!r}; list_crawl_jobs shows the known jobs")
         return ok(**job_view(record, runtime.jobs.live(job_id)))
 
-    @add_tool(mcp, runtime, title="List crawl jobs", annotations=READ_ONLY)
+    @add_tool(tools, runtime, title="List crawl jobs", annotations=READ_ONLY)
     async def list_crawl_jobs(
         limit: Annotated[int, Field(description="How many jobs to list, 1 to 200")] = 20,
     ) -> ToolResult:
@@ -146,7 +181,7 @@ def register_crawl_tools(mcp: MCPServer[Any], runtime: ServerRuntime) -> None:
         records = await runtime.jobs.records(limit)
         return ok(jobs=[job_view(record) for record in records], count=len(records), **runtime.jobs.counts())
 
-    @add_tool(mcp, runtime, title="Cancel a crawl", annotations=JOB_CONTROL)
+    @add_tool(tools, runtime, title="Cancel a crawl", annotations=JOB_CONTROL)
     async def cancel_crawl(job_id: JobId) -> ToolResult:
         """Stop a running or queued crawl job. Pages it already stored stay searchable."""
         job = await runtime.jobs.cancel(check_job_id(job_id))
@@ -154,7 +189,7 @@ def register_crawl_tools(mcp: MCPServer[Any], runtime: ServerRuntime) -> None:
             return ok(**job_view(job.record, job), message="Cancellation requested; the job stops shortly.")
         return ok(**job_view(job.record, job))
 
-    @add_tool(mcp, runtime, title="Resume a crawl", annotations=CRAWLS)
+    @add_tool(tools, runtime, title="Resume a crawl", annotations=CRAWLS)
     async def resume_crawl(ctx: Context, job_id: JobId) -> ToolResult:
         """Run an ended crawl job again with the same settings, e.g. one interrupted by a server restart.
 

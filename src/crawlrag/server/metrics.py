@@ -15,7 +15,7 @@ class ServerMetrics:
         self._registry = registry
         self.tool_calls = Counter(
             "crawlrag_tool_calls",
-            "MCP tool calls by tool and outcome (success, error, exception, cancelled)",
+            "MCP tool calls by tool and outcome (success, error, invalid: refused by the schema, exception, cancelled)",
             ["tool", "outcome"],
             registry=registry,
         )

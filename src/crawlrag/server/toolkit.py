@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.tools import Tool
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 
 from crawlrag.crawl import CrawlInputError
@@ -23,13 +23,15 @@ from crawlrag.embeddings import EmbeddingError
 from crawlrag.search import SearchInputError
 from crawlrag.server.arguments import ArgumentError
 from crawlrag.server.jobs import JobError
+from crawlrag.server.output_schemas import OUTPUT_SCHEMAS
 from crawlrag.server.runtime import NotStartedError, ServerRuntime
+from crawlrag.server.schemas import Schema, input_schema, tool_properties
 from crawlrag.store import StoreError
 
 log = logging.getLogger(__name__)
 
-# The return annotation of every tool: the SDK publishes `dict[str, Any]` as the output schema and validates the
-# structured content of successful results against it, while the tool keeps control of `isError`.
+# The return annotation of every tool: the tool keeps control of `isError`; the published output schema is the
+# tool's own (output_schemas), set on registration.
 ToolResult = Annotated[CallToolResult, dict[str, Any]]
 ToolFunction = Callable[..., Awaitable[CallToolResult]]
 
@@ -55,15 +57,37 @@ def fail(error: str, **fields: Any) -> CallToolResult:
     return _result({"success": False, "error": error, **fields}, is_error=True)
 
 
+class ToolSet:
+    """The tools of one server, with the exact schemas they are published and checked with."""
+
+    def __init__(self, runtime: ServerRuntime) -> None:
+        self.runtime = runtime
+        self.tools: list[Tool] = []
+        self._properties = tool_properties(runtime.settings)
+
+    @property
+    def input_schemas(self) -> dict[str, Schema]:
+        return {tool.name: tool.parameters for tool in self.tools}
+
+    def add(self, fn: ToolFunction, call: ToolFunction, *, title: str, annotations: ToolAnnotations) -> None:
+        name = fn.__name__
+        description = inspect.cleandoc(fn.__doc__ or "")
+        tool = Tool.from_function(call, name=name, title=title, description=description, annotations=annotations)
+        tool.parameters = input_schema(fn, self._properties[name])
+        # Published for clients; results are shaped by ok()/fail() and checked against it in the tests.
+        tool.fn_metadata.output_schema = OUTPUT_SCHEMAS[name]
+        self.tools.append(tool)
+
+
 def add_tool(
-    mcp: MCPServer[Any], runtime: ServerRuntime, *, title: str, annotations: ToolAnnotations
+    tools: ToolSet, runtime: ServerRuntime, *, title: str, annotations: ToolAnnotations
 ) -> Callable[[ToolFunction], ToolFunction]:
     """Register a tool with metrics and with expected errors turned into `fail(...)` results."""
 
     def register(fn: ToolFunction) -> ToolFunction:
         name = fn.__name__
 
-        # functools.wraps keeps the signature and docstring the SDK builds the tool's schema from.
+        # functools.wraps keeps the signature the SDK builds its argument model from.
         @functools.wraps(fn)
         async def call(*args: Any, **kwargs: Any) -> CallToolResult:
             started = time.perf_counter()
@@ -83,8 +107,7 @@ def add_tool(
                 if runtime.started:
                     runtime.metrics.tool_call(name, outcome, time.perf_counter() - started)
 
-        description = inspect.cleandoc(fn.__doc__ or "")
-        mcp.add_tool(call, name=name, title=title, description=description, annotations=annotations)
+        tools.add(fn, call, title=title, annotations=annotations)
         return fn
 
     return register

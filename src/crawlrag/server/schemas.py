@@ -1,0 +1,157 @@
+"""The exact input schema of every tool: JSON Schema built from the bounds the settings and the CLI use.
+
+The schema is what `tools/list` publishes and what `validation` checks a call against before the tool runs, so a
+client sees the same rules that are enforced. Defaults come from the tool function's signature (or, for values
+that a setting decides, from the settings), so the published default is the one applied.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from mcp.server.mcpserver import Context
+
+from crawlrag.config import Settings
+from crawlrag.crawl.results import MAX_CONCURRENT_LIMIT, MAX_DEPTH_LIMIT
+from crawlrag.limits import JOB_LIST_RANGE, MAX_RESULT_TOKENS, MAX_SECTION_CHARS, MAX_SOURCE_CHARS, MIN_RESULT_TOKENS
+from crawlrag.server.arguments import (
+    CHUNK_SIZE_RANGE,
+    JOB_ID_PATTERN,
+    MAX_PATTERN_CHARS,
+    MAX_PATTERNS,
+    MAX_URL_CHARS,
+    PAGES_RANGE,
+)
+
+Schema = dict[str, Any]
+
+# What a pattern means, for error messages (a regular expression is not an explanation).
+PATTERN_MEANINGS = {JOB_ID_PATTERN: "the id a crawl tool returned (letters, digits, '-' and '_')"}
+
+
+def integer(low: int, high: int, description: str, *, nullable: bool = False) -> Schema:
+    return {"type": ["integer", "null"] if nullable else "integer", "minimum": low, "maximum": high} | {
+        "description": description
+    }
+
+
+def string(description: str, *, max_length: int, nullable: bool = False, **extra: Any) -> Schema:
+    return {"type": ["string", "null"] if nullable else "string", "minLength": 1, "maxLength": max_length} | (
+        extra | {"description": description}
+    )
+
+
+def globs(description: str) -> Schema:
+    return {
+        "type": ["array", "null"],
+        "items": {"type": "string", "minLength": 1, "maxLength": MAX_PATTERN_CHARS},
+        "maxItems": MAX_PATTERNS,
+        "description": description,
+    }
+
+
+def _url(description: str) -> Schema:
+    return string(description, max_length=MAX_URL_CHARS, format="uri")
+
+
+def _force() -> Schema:
+    return {"type": "boolean", "description": "Store every page again even when it is unchanged since the last crawl"}
+
+
+def _job_id() -> Schema:
+    return string("The job_id a crawl tool returned (see list_crawl_jobs)", max_length=64, pattern=JOB_ID_PATTERN)
+
+
+def _search(settings: Settings, source_name: str) -> dict[str, Schema]:
+    return {
+        "query": string(
+            f"What to look for, in words or identifiers (at most {settings.max_query_chars} characters)",
+            max_length=settings.max_query_chars,
+        ),
+        source_name: string(
+            "Only search this source id (see get_available_sources); omit for all sources",
+            max_length=MAX_SOURCE_CHARS,
+            nullable=True,
+        ),
+        "match_count": integer(1, settings.max_match_count, "Number of results (distinct pages or sections)"),
+        "max_tokens": _max_tokens(settings, "Token budget of the whole answer's text"),
+    }
+
+
+def _max_tokens(settings: Settings, description: str) -> Schema:
+    schema = integer(MIN_RESULT_TOKENS, MAX_RESULT_TOKENS, f"{description}, in the embedding model's tokens")
+    return schema | {"default": settings.max_result_tokens}
+
+
+def tool_properties(settings: Settings) -> dict[str, dict[str, Schema]]:
+    """Every tool's argument schemas, by tool name."""
+    chunks_low, chunks_high = CHUNK_SIZE_RANGE
+    pages_low, pages_high = PAGES_RANGE
+    jobs_low, jobs_high = JOB_LIST_RANGE
+    return {
+        "get_available_sources": {},
+        "perform_rag_query": _search(settings, "source"),
+        "search_code_examples": _search(settings, "source_id"),
+        "fetch_page": {
+            "url": _url("URL of a crawled page (as in search results)"),
+            "section": string(
+                "Only this section: a heading's text, or a heading path as in results' `headings`",
+                max_length=MAX_SECTION_CHARS,
+                nullable=True,
+            ),
+            "part": integer(1, 10_000, "Which part of a page too long for max_tokens (see `parts` in the answer)"),
+            "max_tokens": _max_tokens(settings, "Token budget of the returned markdown"),
+        },
+        "crawl_single_page": {"url": _url("URL of the page, http:// or https://"), "force": _force()},
+        "smart_crawl_url": {
+            "url": _url("Start URL (a page, a sitemap.xml or an llms.txt), http:// or https://"),
+            "max_depth": integer(0, MAX_DEPTH_LIMIT, "Link depth to follow from the start page (0: this page only)"),
+            "max_concurrent": integer(
+                1, MAX_CONCURRENT_LIMIT, f"Pages fetched at once, capped at MAX_CONCURRENT ({settings.max_concurrent})"
+            ),
+            "chunk_size": integer(
+                chunks_low,
+                chunks_high,
+                f"Characters per chunk for this crawl (null: CHUNK_SIZE, {settings.chunk_size})",
+                nullable=True,
+            ),
+            "max_pages": integer(
+                pages_low,
+                pages_high,
+                f"Stop after this many pages (null and cap: MAX_PAGES, {settings.max_pages})",
+                nullable=True,
+            ),
+            "include": globs('Only crawl URLs matching one of these globs, e.g. ["*/docs/*"]'),
+            "exclude": globs('Skip URLs matching any of these globs, e.g. ["*/blog/*"]'),
+            "force": _force(),
+        },
+        "get_crawl_status": {"job_id": _job_id()},
+        "list_crawl_jobs": {"limit": integer(jobs_low, jobs_high, "How many jobs to list, newest first")},
+        "cancel_crawl": {"job_id": _job_id()},
+        "resume_crawl": {"job_id": _job_id()},
+    }
+
+
+def input_schema(fn: Callable[..., Any], properties: Mapping[str, Schema]) -> Schema:
+    """The object schema of `fn`'s arguments: `properties` must name exactly its parameters (besides the
+    context); parameters without a default are required, and defaults other than None are published."""
+    parameters = {
+        name: parameter
+        for name, parameter in inspect.signature(fn, eval_str=True).parameters.items()
+        if parameter.annotation is not Context
+    }
+    if set(parameters) != set(properties):
+        raise ValueError(f"schema of {fn.__name__} names {sorted(properties)}, the function takes {sorted(parameters)}")
+    published: dict[str, Schema] = {}
+    for name, parameter in parameters.items():
+        spec = dict(properties[name])
+        if parameter.default is not inspect.Parameter.empty and parameter.default is not None:
+            spec["default"] = parameter.default
+        published[name] = spec
+    required = [name for name, parameter in parameters.items() if parameter.default is inspect.Parameter.empty]
+    schema: Schema = {"type": "object", "properties": published, "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    return schema
