@@ -71,12 +71,12 @@ def test_torch_backend_caps_max_length_at_model_positions(tiny_model_dir: Path) 
 def test_onnx_fp32_matches_torch_and_int8_agrees(
     tiny_model_dir: Path, torch_scores: list[float], tmp_path: Path
 ) -> None:
-    fp32 = OnnxBackend.load(tiny_model_dir, tmp_path, quantize=False, max_length=256)
+    fp32 = OnnxBackend.load(tiny_model_dir, tmp_path, precision="float32", max_length=256)
     pairs = [(QUERY, p) for p in PASSAGES]
     assert fp32.predict(pairs) == pytest.approx(torch_scores, abs=1e-5)
     assert fp32.predict([]) == []
 
-    int8 = OnnxBackend.load(tiny_model_dir, tmp_path, quantize=True, max_length=256)
+    int8 = OnnxBackend.load(tiny_model_dir, tmp_path, precision="int8", max_length=256)
     quantized = int8.predict(pairs)
     assert int8.precision == "int8"
     assert np.max(np.abs(np.array(quantized) - torch_scores)) < 0.05
@@ -86,7 +86,7 @@ def test_onnx_fp32_matches_torch_and_int8_agrees(
     assert {p.name for p in entry.iterdir()} == {"model.onnx", "model.int8.onnx", "tokenizer.json", "meta.json"}
     exported_at = (entry / "model.onnx").stat().st_mtime_ns
     started = time.perf_counter()
-    again = OnnxBackend.load(tiny_model_dir, tmp_path, quantize=True, max_length=256)
+    again = OnnxBackend.load(tiny_model_dir, tmp_path, precision="int8", max_length=256)
     assert time.perf_counter() - started < 2  # cached: no second export
     assert (entry / "model.onnx").stat().st_mtime_ns == exported_at
     assert again.predict(pairs) == pytest.approx(quantized, abs=1e-7)
@@ -111,7 +111,7 @@ def test_onnx_export_errors_propagate(tiny_model_dir: Path, tmp_path: Path) -> N
     config["tokenizer_class"] = "NoSuchTokenizer"
     (slow / "tokenizer_config.json").write_text(json.dumps(config))
     with pytest.raises(Exception):  # noqa: B017 - transformers' own error for an unknown tokenizer class
-        OnnxBackend.load(slow, tmp_path / "cache", quantize=False, max_length=64)
+        OnnxBackend.load(slow, tmp_path / "cache", precision="float32", max_length=64)
 
 
 @pytest.mark.parametrize(
