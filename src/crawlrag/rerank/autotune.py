@@ -1,9 +1,10 @@
 """`auto` on CPU: measure each candidate's speed and ranking agreement, keep the fastest that keeps the ranking.
 
-Agreement is Spearman's rank correlation with float32 at 512 tokens (ONNX fp32, which equals torch fp32 to
-~1e-6, so torch need not be imported) on `calibration.py`'s pairs. Speed is pairs per second on the same pairs
-in token-budget batches, as the worker runs them. The decision is stored in the cache directory, keyed by the
-model, the candidates, the max length and the CPU, so it is measured once per model and machine.
+Agreement is Spearman's rank correlation (≥ MIN_SPEARMAN) with float32 at 512 tokens (ONNX fp32, which
+equals torch fp32 to ~1e-6, so torch need not be imported) on `calibration.py`'s pairs. Speed is pairs per
+second on the same pairs in token-budget batches, as the worker runs them. The decision is stored in the cache
+directory, keyed by the model, the candidates, the max length and the CPU, so it is measured once per model and
+machine.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from crawlrag.rerank.hub import ModelSource
 
 log = logging.getLogger(__name__)
 
-MIN_SPEARMAN = 0.99
+# The target is Spearman ≥ 0.99 on real candidates, but the calibration pairs (a few clearly relevant passages
+# among unrelated ones) are easier to keep in order: on bench/rerank.py int8-full scored 0.9938 on them and
+# 0.989 on the benchmark's 50 lexical candidates, int8 0.9985 and 0.992. Asking 0.995 of them keeps the margin.
+MIN_SPEARMAN = 0.995
 REFERENCE_LENGTH = 512
 # Below this spread the reference scores cannot tell passages apart (e.g. an untrained head), and no ranking
 # comparison means anything: the static choice is kept.
