@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import bench_settings, index_site, serve_directory
+from _common import bench_settings, bert_gflop, ceiling_line, ceiling_share, index_site, matmul_gflops, serve_directory
 from eval_retrieval import evaluate, load_queries
 
 from crawlrag.context import AppContext
@@ -59,20 +59,46 @@ def summarize(label: str, report: IndexReport, db: Path, precision: str) -> dict
     }
 
 
+def mean_chunk_tokens(db: Path, context: AppContext, sample: int = 2000) -> float | None:
+    """Mean tokens the embedder reads per chunk (its own counter, capped at its window), from a sample of the store."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(db) as connection:
+            texts = [row[0] for row in connection.execute("SELECT content FROM chunks LIMIT ?", (sample,))]
+    except sqlite3.Error:
+        return None
+    if not texts:
+        return None
+    window = context.embedder.max_input_tokens or 10**9
+    counts = context.embedder.token_counter().counts(texts)
+    return sum(min(count + 2, window) for count in counts) / len(counts)  # + [CLS] and [SEP]
+
+
+def add_ceiling_share(row: dict[str, Any], tokens: float | None, gflops: dict[str, float]) -> None:
+    if tokens is None or not row["embed_chunks_per_s"]:
+        return
+    precision = row["precision"]
+    row["tokens_per_chunk"] = round(tokens, 1)
+    row["ceiling_share"] = round(ceiling_share(row["embed_chunks_per_s"], bert_gflop(tokens), gflops, precision), 3)
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     print(
         f"{'run':<9} {'precision':<9} {'pages':>6} {'chunks':>7} {'embedded':>8} {'total s':>8} {'emb/s':>7} "
-        f"{'pages/s':>8} {'RSS MB':>7} {'DB MB':>6} {'MRR@10':>7}  time split (s)"
+        f"{'ceil':>6} {'pages/s':>8} {'RSS MB':>7} {'DB MB':>6} {'MRR@10':>7}  time split (s)"
     )
     for r in rows:
         split = ", ".join(f"{k} {v}" for k, v in r["split_s"].items())
         mrr = f"{r['mrr@10']:.3f}" if "mrr@10" in r else "-"
+        share = f"{100 * r['ceiling_share']:.0f}%" if "ceiling_share" in r else "-"
         print(
             f"{r['run']:<9} {r['precision']:<9} {r['pages']:>6} {r['chunks']:>7} {r['chunks_embedded']:>8} "
-            f"{r['total_s']:>8} {r['embed_chunks_per_s']:>7} {r['pages_per_s']:>8} {r['peak_rss_mb']:>7} "
+            f"{r['total_s']:>8} {r['embed_chunks_per_s']:>7} {share:>6} {r['pages_per_s']:>8} {r['peak_rss_mb']:>7} "
             f"{r['db_mb']:>6} {mrr:>7}  {split}"
         )
     print("crawl = waiting on fetch + HTML-to-markdown; idle = wall time not spent chunking, embedding or storing")
+    print("ceil = embedding's share of the matmul ceiling (bf16's for bf16, fp32's otherwise) at the mean chunk tokens")
 
 
 def run_config(label: str, precision: str, args: argparse.Namespace, base: str, tmp: Path) -> list[dict[str, Any]]:
@@ -82,12 +108,18 @@ def run_config(label: str, precision: str, args: argparse.Namespace, base: str, 
     try:
         started = time.perf_counter()
         context.embedder.load()
-        chosen = context.embedder.status().get("precision") or precision
+        status = context.embedder.status()
+        chosen = str(status.get("precision") or precision)
+        if status.get("backend") == "onnx":
+            chosen = f"onnx-{chosen}"
         print(f"{label}: model loaded in {time.perf_counter() - started:.1f}s ({chosen})", file=sys.stderr)
         runs = ("first", "recrawl") if args.recrawl and label == "first" else (label,)
         for run in runs:
             report = asyncio.run(index_site(context, base + "index.html", max_pages=args.max_pages))
             rows.append(summarize(run, report, db, chosen))
+        tokens = mean_chunk_tokens(db, context)
+        for row in rows:
+            add_ceiling_share(row, tokens, args.gflops)
         if args.queries:
             quality = evaluate(context, ["hybrid"], load_queries(args.queries))["hybrid"]
             rows[0]["mrr@10"] = round(quality["mrr@10"], 4)
@@ -109,14 +141,18 @@ def main() -> None:
     if not (args.docs / "index.html").exists():
         raise SystemExit(f"{args.docs}/index.html not found: install the Debian package python3.11-doc")
 
+    args.gflops = matmul_gflops()
+    print(ceiling_line(args.gflops), file=sys.stderr)
     rows = []
     with tempfile.TemporaryDirectory() as tmp, serve_directory(args.docs) as base:
         rows += run_config("first", "auto", args, base, Path(tmp))
         if args.baseline:
             rows += run_config("baseline", "float32", args, base, Path(tmp))
+    hardware = {"matmul_gflops": {key: round(value, 1) for key, value in args.gflops.items()}}
     if args.json:
-        print(json.dumps(rows[0] | {"runs": rows}, indent=2))
+        print(json.dumps(rows[0] | {"runs": rows, "hardware": hardware}, indent=2))
     else:
+        print(ceiling_line(args.gflops))
         print_table(rows)
 
 

@@ -116,8 +116,8 @@ class Settings(BaseSettings):
     embedding_max_retries: int = Field(5, ge=0, le=20)
     embedding_batch_size: int = Field(64, ge=1, le=4096)
     embedding_device: str = "cpu"
-    embedding_backend: Literal["auto", "torch"] = "auto"
-    embedding_precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    embedding_backend: Literal["auto", "torch", "onnx"] = "auto"
+    embedding_precision: Literal["auto", "float32", "bfloat16", "float16", "int8"] = "auto"
 
     # --- retrieval ----------------------------------------------------------------------------------------------
     use_hybrid_search: bool = True
@@ -139,8 +139,10 @@ class Settings(BaseSettings):
     reranking_fallback_models: CommaList = Field(default_factory=list)
     reranking_load_retries: int = Field(2, ge=0, le=10)
     reranking_backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"
-    reranking_max_length: int = Field(256, ge=16, le=8192)
+    reranking_precision: Literal["auto", "float32", "float16", "bfloat16", "int8", "int8-full"] = "auto"
+    reranking_max_length: int = Field(512, ge=16, le=8192)
     reranking_batch_size: int = Field(32, ge=1, le=1024)
+    reranking_batch_tokens: int | None = Field(None, ge=64, le=1_048_576)
     reranking_candidates: int = Field(30, ge=1, le=1000)
     reranking_warmup_samples: int = Field(5, ge=0, le=1000)
     reranking_health_check_enabled: bool = True

@@ -44,6 +44,9 @@ class FakeBackend:
             raise RuntimeError(f"cannot score {self.fail_on}")
         return [self.score(query, passage) for query, passage in pairs]
 
+    def token_lengths(self, pairs: Sequence[tuple[str, str]]) -> list[int]:
+        return [len(query) + len(passage) + 3 for query, passage in pairs]  # a "token" per character
+
     def close(self) -> None:
         self.closed = True
 

@@ -71,12 +71,12 @@ def test_torch_backend_caps_max_length_at_model_positions(tiny_model_dir: Path) 
 def test_onnx_fp32_matches_torch_and_int8_agrees(
     tiny_model_dir: Path, torch_scores: list[float], tmp_path: Path
 ) -> None:
-    fp32 = OnnxBackend.load(tiny_model_dir, tmp_path, quantize=False, max_length=256)
+    fp32 = OnnxBackend.load(tiny_model_dir, tmp_path, precision="float32", max_length=256)
     pairs = [(QUERY, p) for p in PASSAGES]
     assert fp32.predict(pairs) == pytest.approx(torch_scores, abs=1e-5)
     assert fp32.predict([]) == []
 
-    int8 = OnnxBackend.load(tiny_model_dir, tmp_path, quantize=True, max_length=256)
+    int8 = OnnxBackend.load(tiny_model_dir, tmp_path, precision="int8", max_length=256)
     quantized = int8.predict(pairs)
     assert int8.precision == "int8"
     assert np.max(np.abs(np.array(quantized) - torch_scores)) < 0.05
@@ -86,7 +86,7 @@ def test_onnx_fp32_matches_torch_and_int8_agrees(
     assert {p.name for p in entry.iterdir()} == {"model.onnx", "model.int8.onnx", "tokenizer.json", "meta.json"}
     exported_at = (entry / "model.onnx").stat().st_mtime_ns
     started = time.perf_counter()
-    again = OnnxBackend.load(tiny_model_dir, tmp_path, quantize=True, max_length=256)
+    again = OnnxBackend.load(tiny_model_dir, tmp_path, precision="int8", max_length=256)
     assert time.perf_counter() - started < 2  # cached: no second export
     assert (entry / "model.onnx").stat().st_mtime_ns == exported_at
     assert again.predict(pairs) == pytest.approx(quantized, abs=1e-7)
@@ -111,7 +111,7 @@ def test_onnx_export_errors_propagate(tiny_model_dir: Path, tmp_path: Path) -> N
     config["tokenizer_class"] = "NoSuchTokenizer"
     (slow / "tokenizer_config.json").write_text(json.dumps(config))
     with pytest.raises(Exception):  # noqa: B017 - transformers' own error for an unknown tokenizer class
-        OnnxBackend.load(slow, tmp_path / "cache", quantize=False, max_length=64)
+        OnnxBackend.load(slow, tmp_path / "cache", precision="float32", max_length=64)
 
 
 @pytest.mark.parametrize(
@@ -198,3 +198,32 @@ async def test_event_loop_stays_responsive_during_a_long_rerank(
     assert max(gaps) < max(0.25, elapsed / 4), (max(gaps), elapsed)
     assert len(gaps) >= elapsed / 0.01 * 0.25, (len(gaps), elapsed)
     reranker.close()
+
+
+def test_token_lengths_agree_between_backends_and_truncate(tiny_model_dir: Path, tmp_path: Path) -> None:
+    pairs = [(QUERY, p) for p in PASSAGES[:4]] + [(QUERY, " ".join(["python file"] * 400))]
+    torch_backend = TorchBackend.load(source(tiny_model_dir), "cpu", "float32", 64)
+    onnx_backend = OnnxBackend.load(tiny_model_dir, tmp_path, precision="float32", max_length=64)
+    lengths = torch_backend.token_lengths(pairs)
+    assert lengths == onnx_backend.token_lengths(pairs)
+    assert lengths[-1] == 64 and all(0 < n < 64 for n in lengths[:-1])
+    # Scoring in token-budget batches gives the scores of one big batch.
+    from crawlrag.rerank.autotune import run_batched
+
+    assert run_batched(onnx_backend, pairs, 2, 128) == pytest.approx(onnx_backend.predict(pairs), abs=1e-5)
+
+
+def test_onnx_int8_full_quantises_everything(tiny_model_dir: Path, torch_scores: list[float], tmp_path: Path) -> None:
+    import onnx
+
+    from crawlrag.onnx_export import MODEL_FILES, sensitive_nodes
+
+    full = OnnxBackend.load(tiny_model_dir, tmp_path, precision="int8-full", max_length=256)
+    assert full.precision == "int8-full"
+    assert spearman(full.predict([(QUERY, p) for p in PASSAGES]), torch_scores) > 0.8
+    entry = cache_entry(tiny_model_dir, tmp_path)
+    kept = sensitive_nodes(onnx.load(str(entry / MODEL_FILES["float32"])))
+    # Per layer the FFN down-projection, plus the pooler and classifier Gemms.
+    assert len([n for n in kept if "output/dense" in n]) == 2 and len(kept) == 4
+    full_graph = onnx.load(str(entry / MODEL_FILES["int8-full"]))
+    assert not {node.name for node in full_graph.graph.node if node.op_type in ("MatMul", "Gemm")} & set(kept)

@@ -117,10 +117,13 @@ def test_plan_auto(plan: Callable[..., BackendPlan]) -> None:
     assert (gpu.backend, gpu.precision, gpu.device.device) == ("torch", "bfloat16", "cuda:0")
     old_gpu = plan(FakeRuntime(cuda=1, gpu_bf16=False), **auto)
     assert old_gpu.precision == "float16"
+    assert not gpu.candidates  # half precision on a GPU is not measured: it keeps the ranking
     bf16_cpu = plan(FakeRuntime(cpu_bf16=True), **auto)
     assert (bf16_cpu.backend, bf16_cpu.precision) == ("torch", "bfloat16")
+    assert [c.label for c in bf16_cpu.candidates] == ["onnx int8", "onnx int8-full", "onnx float32", "torch bfloat16"]
     plain_cpu = plan(FakeRuntime(), **auto)
-    assert (plain_cpu.backend, plain_cpu.precision) == ("onnx", "int8") and plain_cpu.notes
+    assert (plain_cpu.backend, plain_cpu.precision) == ("onnx", "int8")
+    assert [c.label for c in plain_cpu.candidates] == ["onnx int8", "onnx int8-full", "onnx float32"]
     no_onnx = plan(FakeRuntime(), onnx_ok=False, **auto)
     assert (no_onnx.backend, no_onnx.precision) == ("torch", "float32")
     explicit = plan(FakeRuntime(cuda=1), gpu_precision="float32", **auto)  # a precision the user set wins
@@ -138,5 +141,13 @@ def test_plan_explicit_backends(plan: Callable[..., BackendPlan]) -> None:
     assert onnx32.precision == "float32"
     missing = plan(onnx_ok=False, reranking_backend="onnx")
     assert missing.backend == "torch" and "pip install" in missing.notes[0]
+    int8 = plan(reranking_backend="auto", reranking_precision="int8-full")
+    assert (int8.backend, int8.precision, int8.candidates) == ("onnx", "int8-full", ())
+    no_int8 = plan(onnx_ok=False, reranking_backend="auto", reranking_precision="int8")
+    assert (no_int8.backend, no_int8.precision) == ("torch", "float32") and "needs the onnx" in no_int8.notes[0]
+    onnx_bf16 = plan(reranking_backend="onnx", reranking_precision="bfloat16")
+    assert onnx_bf16.precision == "int8" and "not offered" in onnx_bf16.notes[0]
+    torch_bf16 = plan(FakeRuntime(cpu_bf16=True), reranking_backend="auto", reranking_precision="bfloat16")
+    assert (torch_bf16.backend, torch_bf16.precision, torch_bf16.candidates) == ("torch", "bfloat16", ())
     openvino = plan(FakeRuntime(cpu_bf16=True), reranking_backend="openvino")
     assert openvino.backend == "torch" and "openvino" in openvino.notes[0]

@@ -26,6 +26,7 @@ from crawlrag.context import AppContext
 from crawlrag.models import content_hash
 from crawlrag.search import SearchService
 from crawlrag.store import open_store
+from crawlrag.tokens import EstimatedTokenCounter, TokenCounter
 
 DOCS_HOST = "docs.allowed.test"  # in ALLOWED_HOSTS of the suite's settings; resolves to 127.0.0.1
 INTERNAL_HOST = "intranet.corp.test"  # resolves to 127.0.0.1, not exempt
@@ -93,6 +94,10 @@ class HashEmbedder:
 
     model_name = "crawlrag-test-hash-embedder"
     dimension = 64
+    max_input_tokens = None
+
+    def token_counter(self) -> TokenCounter:
+        return EstimatedTokenCounter()
 
     def __init__(self) -> None:
         self.load_count = 0

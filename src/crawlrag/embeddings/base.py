@@ -7,6 +7,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from crawlrag.tokens import TokenCounter
+
 
 class EmbeddingError(RuntimeError):
     """An embedder could not load or could not embed; the message says why."""
@@ -20,6 +22,16 @@ class Embedder(Protocol):
 
     @property
     def dimension(self) -> int: ...
+
+    @property
+    def max_input_tokens(self) -> int | None:
+        """How many tokens of a text the model reads (its window, e.g. 256 word pieces for MiniLM); None: unknown.
+
+        Text beyond it is silently truncated when embedded, so chunks are bounded by it. Loads a local model.
+        """
+
+    def token_counter(self) -> TokenCounter:
+        """Counts tokens as this model does: exact for local models, an over-estimate for remote ones."""
 
     def load(self) -> None:
         """Load the model now (idempotent); otherwise the first embed call loads it."""

@@ -10,6 +10,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from crawlrag.embeddings.base import Embedder
+from crawlrag.tokens import TokenCounter
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -37,6 +38,13 @@ class InstrumentedEmbedder:
     @property
     def dimension(self) -> int:
         return self.inner.dimension
+
+    @property
+    def max_input_tokens(self) -> int | None:
+        return self.inner.max_input_tokens
+
+    def token_counter(self) -> TokenCounter:
+        return self.inner.token_counter()
 
     def load(self) -> None:
         self.inner.load()

@@ -15,6 +15,7 @@ from crawlrag.config import DEFAULT_EMBEDDING_MODEL
 from crawlrag.embeddings.base import EmbeddingError
 from crawlrag.embeddings.precision import PrecisionChoice, choose_precision
 from crawlrag.model_loading import MODEL_BUILD_LOCK
+from crawlrag.tokens import TokenCounter, counter_for_model_dir
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -77,6 +78,15 @@ class LocalEmbedder:
         self._loaded()
         assert self._precision is not None
         return self._precision.precision
+
+    @property
+    def max_input_tokens(self) -> int | None:
+        length = self._loaded().max_seq_length
+        return int(length) if length else None
+
+    def token_counter(self) -> TokenCounter:
+        source = Path(resolve_model_path(self._model_name))
+        return counter_for_model_dir(source if source.is_dir() else None)
 
     def load(self) -> None:
         self._loaded()
@@ -161,6 +171,7 @@ class LocalEmbedder:
             "device": self._device,
             "precision": self._precision.precision if self._precision else None,
             "precision_reason": self._precision.reason if self._precision else None,
+            "backend": "torch",
             "load_seconds": self._load_seconds,
             "load_count": self.load_count,
             "error": self._error,

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from crawlrag.embeddings.base import EmbeddingError
 from crawlrag.remote import RemoteError, RetryPolicy, auth_headers, post_json
+from crawlrag.tokens import EstimatedTokenCounter, TokenCounter
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,13 @@ class OpenAICompatibleEmbedder:
             self.load()
         assert self._dimension is not None
         return self._dimension
+
+    @property
+    def max_input_tokens(self) -> int | None:
+        return None  # the server's model and tokenizer are not known here
+
+    def token_counter(self) -> TokenCounter:
+        return EstimatedTokenCounter()
 
     def load(self) -> None:
         """Probe the server once: checks URL, key and model, and learns the dimension from the response."""

@@ -24,7 +24,7 @@ from crawlrag.rerank.hub import ModelSource, local_directory
 log = logging.getLogger(__name__)
 
 BackendName = Literal["torch", "onnx"]
-PlanPrecision = Literal["float32", "float16", "bfloat16", "int8"]
+PlanPrecision = Literal["float32", "float16", "bfloat16", "int8", "int8-full"]
 Pair = tuple[str, str]
 
 
@@ -34,6 +34,7 @@ class ScoringBackend(Protocol):
     device: str
 
     def predict(self, pairs: Sequence[Pair]) -> list[float]: ...
+    def token_lengths(self, pairs: Sequence[Pair]) -> list[int]: ...  # after truncation; sizes the batches
     def close(self) -> None: ...
 
 
@@ -43,6 +44,13 @@ class BackendPlan:
     precision: PlanPrecision
     device: DeviceChoice
     notes: tuple[str, ...] = ()
+    max_length: int | None = None  # None: RERANKING_MAX_LENGTH
+    # With RERANKING_PRECISION=auto on CPU: the choices `autotune` measures; this plan is used if it cannot.
+    candidates: tuple[BackendPlan, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend} {self.precision}"
 
     def on_cpu(self, precision: PlanPrecision, note: str) -> BackendPlan:
         """The same backend moved to CPU (after a GPU ran out of memory)."""
@@ -53,38 +61,55 @@ def onnx_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "tokenizers", "onnx"))
 
 
-def plan_backend(settings: Settings, manager: DeviceManager, onnx_ok: bool) -> BackendPlan:
-    """Pick backend, device and precision from RERANKING_BACKEND, GPU_PREFERENCE and GPU_PRECISION.
+def _explicit_precision(settings: Settings) -> PlanPrecision | None:
+    if settings.reranking_precision != "auto":
+        return settings.reranking_precision
+    return settings.gpu_precision if "gpu_precision" in settings.model_fields_set else None
 
-    `auto` picks the fastest choice that keeps the ranking of fp32 (Spearman ≥ 0.99 in bench/rerank.py):
-    half precision torch on a GPU; on CPU bf16 torch where the CPU has native bf16, else int8 ONNX, else fp32.
-    A GPU_PRECISION the user set explicitly always wins over the automatic choice.
+
+def plan_backend(settings: Settings, manager: DeviceManager, onnx_ok: bool) -> BackendPlan:
+    """Pick backend, device and precision from RERANKING_BACKEND, RERANKING_PRECISION, GPU_PREFERENCE, GPU_PRECISION.
+
+    On a GPU `auto` is half precision torch (Spearman ≥ 0.999 against fp32). On a CPU with onnxruntime, `auto`
+    returns the static choice (bf16 torch where the CPU has native bf16, else int8 ONNX) with the candidates
+    `autotune` measures for speed and ranking agreement before loading. A precision set explicitly
+    (RERANKING_PRECISION, else GPU_PRECISION) always wins over the automatic choice.
     """
     notes: list[str] = []
     requested = settings.reranking_backend
-    explicit: Precision | None = settings.gpu_precision if "gpu_precision" in settings.model_fields_set else None
+    explicit = _explicit_precision(settings)
     if requested == "openvino":
         notes.append("RERANKING_BACKEND=openvino is not supported (it needs optimum-intel); chose automatically")
         requested = "auto"
     if requested == "onnx" and not onnx_ok:
         notes.append("RERANKING_BACKEND=onnx needs onnxruntime, onnx and tokenizers (pip install crawlrag[onnx])")
         requested = "torch"
+    if requested == "auto" and explicit in ("int8", "int8-full") and onnx_ok:
+        requested = "onnx"  # int8 exists only in the onnx backend
     if requested == "onnx":
         # ONNX runs on CPU here: dynamic int8 kernels exist only for CPU, and no GPU probe (torch) is needed.
-        return BackendPlan("onnx", "float32" if explicit == "float32" else "int8", CPU, tuple(notes))
+        if explicit in ("float16", "bfloat16"):
+            notes.append(f"{explicit} is not offered by the onnx backend on CPU; using int8")
+        precision: PlanPrecision = explicit if explicit in ("float32", "int8", "int8-full") else "int8"
+        return BackendPlan("onnx", precision, CPU, tuple(notes))
 
     device = manager.select()
+    if explicit in ("int8", "int8-full"):
+        notes.append(f"{explicit} needs the onnx backend (pip install crawlrag[onnx]); using float32")
+        explicit = "float32"
     if requested == "torch" or explicit is not None:
         want: Precision = explicit or settings.gpu_precision
     elif device.kind != "cpu":
         want = "bfloat16" if device.bf16_supported else "float16"
-    elif manager.cpu_bf16_supported():
-        want = "bfloat16"
-    elif onnx_ok:
-        notes.append("no native bfloat16 on this CPU; using int8 ONNX")
-        return BackendPlan("onnx", "int8", device, tuple(notes))
     else:
-        want = "float32"
+        bf16 = manager.cpu_bf16_supported()
+        if onnx_ok:
+            tried = [BackendPlan("onnx", p, device) for p in ("int8", "int8-full", "float32")]
+            if bf16:
+                tried.append(BackendPlan("torch", "bfloat16", device))
+            default = tried[-1] if bf16 else tried[0]
+            return replace(default, notes=tuple(notes), candidates=tuple(tried))
+        want = "bfloat16" if bf16 else "float32"
     precision, note = manager.resolve_precision(device, want)
     if note:
         notes.append(note)
@@ -128,6 +153,16 @@ class TorchBackend:
         model.eval()
         return cls(model, device, precision)
 
+    def token_lengths(self, pairs: Sequence[Pair]) -> list[int]:
+        model = self._model
+        features = model.tokenizer(
+            [query for query, _ in pairs],
+            [passage for _, passage in pairs],
+            truncation="longest_first",
+            max_length=model.max_seq_length,
+        )
+        return [len(ids) for ids in features["input_ids"]]
+
     def predict(self, pairs: Sequence[Pair]) -> list[float]:
         scores = self._model.predict(
             list(pairs), batch_size=max(1, len(pairs)), show_progress_bar=False, convert_to_numpy=True
@@ -156,13 +191,15 @@ class DefaultBackendLoader:
         self.cache_dir = cache_dir
 
     def __call__(self, source: ModelSource, plan: BackendPlan) -> ScoringBackend:
+        max_length = plan.max_length or self.max_length
         if plan.backend == "onnx":
             from crawlrag.rerank.onnx_backend import OnnxBackend
 
+            precision = plan.precision if plan.precision in ("float32", "int8", "int8-full") else "float32"
             return OnnxBackend.load(
                 local_directory(source),
                 self.cache_dir,
-                quantize=plan.precision == "int8",
-                max_length=self.max_length,
+                precision=precision,
+                max_length=max_length,
             )
-        return TorchBackend.load(source, plan.device.device, plan.precision, self.max_length)
+        return TorchBackend.load(source, plan.device.device, plan.precision, max_length)

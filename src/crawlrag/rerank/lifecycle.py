@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import psutil
 
 from crawlrag.config import Settings
+from crawlrag.rerank.autotune import Autotuner
 from crawlrag.rerank.backends import BackendLoader, BackendPlan, ScoringBackend, onnx_available, plan_backend
 from crawlrag.rerank.device import CPU, DeviceManager
 from crawlrag.rerank.errors import ModelLoadError, ValidationFailedError, is_out_of_memory, is_transient
@@ -60,6 +61,7 @@ class ModelLifecycle:
         stop: threading.Event,
         backoff_seconds: float,
         onnx_ok: Callable[[], bool] = onnx_available,
+        tuner: Autotuner | None = None,
     ) -> None:
         self._settings = settings
         self._state = state
@@ -70,6 +72,7 @@ class ModelLifecycle:
         self._stop = stop
         self._backoff = backoff_seconds
         self._onnx_ok = onnx_ok
+        self._tuner = tuner
 
     def run(self, serve: Callable[[Serving], bool]) -> Serving | None:
         """Bring up the first model of the chain that works; `serve` starts serving it before READY."""
@@ -137,6 +140,7 @@ class ModelLifecycle:
 
     def _bring_up_anywhere(self, name: str, plan: BackendPlan, *, fallback: bool) -> Serving:
         """`_bring_up` on the planned device, and once more on CPU if the GPU ran out of memory."""
+        plan = self._tuned(name, plan)
         try:
             return self._bring_up(name, plan, fallback=fallback)
         except _Closed:
@@ -150,6 +154,21 @@ class ModelLifecycle:
                 raise
             except Exception as retry_exc:
                 raise ModelLoadError(f"{retry_exc} (on CPU after {exc})") from retry_exc
+
+    def _tuned(self, name: str, plan: BackendPlan) -> BackendPlan:
+        """The candidate `auto` measures best, or the static choice when there is nothing to measure or it fails."""
+        static = BackendPlan(plan.backend, plan.precision, plan.device, plan.notes, plan.max_length)
+        if not plan.candidates or self._tuner is None:
+            return static
+        self._move(RerankState.LOADING, f"measuring backends for {name}")
+        try:
+            tuned = self._tuner.tune(resolve_model_source(name, self._hub), plan)
+        except Exception as exc:
+            log.warning("reranker autotune failed, using %s: %s", plan.label, exc)
+            return BackendPlan(plan.backend, plan.precision, plan.device, (*plan.notes, f"autotune failed: {exc}"))
+        for note in tuned.notes[len(plan.notes) :]:
+            log.info("reranker: %s", note)
+        return tuned
 
     def _cpu_plan(self, plan: BackendPlan, name: str) -> BackendPlan:
         note = f"{plan.device.device} ran out of memory with {name}; moved the reranker to CPU"

@@ -19,7 +19,9 @@ import platformdirs
 from prometheus_client import CollectorRegistry
 
 from crawlrag.config import Settings
+from crawlrag.rerank.autotune import Autotuner
 from crawlrag.rerank.backends import BackendLoader, DefaultBackendLoader
+from crawlrag.rerank.batching import default_batch_tokens
 from crawlrag.rerank.device import DeviceManager, DeviceRuntime
 from crawlrag.rerank.errors import RerankUnavailable
 from crawlrag.rerank.hub import HubProbe
@@ -55,9 +57,8 @@ class LocalReranker:
         self.metrics.set_state(initial)
         self.state = StateMachine(initial, listener=self.metrics.set_state)
         self._devices = DeviceManager(settings, device_runtime)
-        self._loader = backend_loader or DefaultBackendLoader(
-            settings.reranking_max_length, cache_dir or default_cache_dir()
-        )
+        self._cache_dir = cache_dir or default_cache_dir()
+        self._loader = backend_loader or DefaultBackendLoader(settings.reranking_max_length, self._cache_dir)
         self._hub = hub_probe
         self._backoff = load_backoff_seconds
         self._stop = threading.Event()
@@ -89,6 +90,13 @@ class LocalReranker:
             hub=self._hub or HubProbe(),
             stop=self._stop,
             backoff_seconds=self._backoff,
+            tuner=Autotuner(
+                self._loader,
+                max_length=self._settings.reranking_max_length,
+                batch_size=self._settings.reranking_batch_size,
+                batch_tokens=self._settings.reranking_batch_tokens or default_batch_tokens("cpu"),
+                cache_dir=self._cache_dir,
+            ),
         )
         lifecycle.run(self._serve)
 
@@ -100,12 +108,16 @@ class LocalReranker:
             worker = BatchWorker(
                 serving.backend,
                 batch_size=self._settings.reranking_batch_size,
+                batch_tokens=self._batch_tokens(serving.plan.device.kind),
                 metrics=self.metrics,
                 after_large_round=partial(self._after_large_round, device),
             )
             worker.start()
             self._worker, self._serving = worker, serving
             return True
+
+    def _batch_tokens(self, device_kind: str) -> int:
+        return self._settings.reranking_batch_tokens or default_batch_tokens(device_kind)
 
     def _after_large_round(self, device: str) -> None:
         # Large batches leave cached blocks behind: give them back and refresh the memory gauges.
@@ -184,6 +196,7 @@ class LocalReranker:
             "pairs_per_second": None if metrics.pairs_per_second is None else round(metrics.pairs_per_second, 1),
             "max_length": self._settings.reranking_max_length,
             "batch_size": self._settings.reranking_batch_size,
+            "batch_tokens": self._batch_tokens(plan.device.kind) if plan else None,
             "validation": serving.validation.as_dict() if serving and serving.validation else None,
             "device_info": self._devices.info(plan.device) if plan else None,
             "notes": list(plan.notes) if plan else [],

@@ -1,7 +1,8 @@
 """The inference worker: one thread owns the model and scores requests taken from a queue.
 
-Requests waiting together are merged into shared batches of up to RERANKING_BATCH_SIZE pairs, sorted by
-length so a batch pads little, and each caller gets its own scores back through a
+Requests waiting together are merged into shared batches, sorted by token count and bounded by
+RERANKING_BATCH_SIZE pairs and RERANKING_BATCH_TOKENS padded tokens (`batching.py`) so a batch pads little, and
+each caller gets its own scores back through a
 `concurrent.futures.Future` (which `asyncio.wrap_future` awaits from any event loop). A round takes waiting
 requests only until it holds one batch worth of pairs, so large requests are served in arrival order and a
 small one never waits behind a crowd.
@@ -17,7 +18,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from crawlrag.rerank.backends import ScoringBackend
+from crawlrag.rerank.backends import Pair, ScoringBackend
+from crawlrag.rerank.batching import CPU_BATCH_TOKENS, plan_batches
 from crawlrag.rerank.errors import RerankUnavailable
 from crawlrag.rerank.health import score_problem
 from crawlrag.rerank.metrics import RerankMetrics
@@ -52,10 +54,12 @@ class BatchWorker:
         *,
         batch_size: int,
         metrics: RerankMetrics,
+        batch_tokens: int = CPU_BATCH_TOKENS,
         after_large_round: Callable[[], None] | None = None,
     ) -> None:
         self._backend = backend
         self._batch_size = batch_size
+        self._batch_tokens = batch_tokens
         self._metrics = metrics
         self._after_large_round = after_large_round
         self._large_round = 4 * batch_size
@@ -119,23 +123,28 @@ class BatchWorker:
         now = time.perf_counter()
         for request in live:
             self._metrics.observe_queue_wait(now - request.enqueued)
-        # Longest first across all requests of the round: neighbours in a batch have similar lengths.
-        items = sorted(
-            ((request, i) for request in live for i in range(len(request.passages))),
-            key=lambda item: -(len(item[0].query) + len(item[0].passages[item[1]])),
-        )
+        items = [(request, i) for request in live for i in range(len(request.passages))]
+        lengths = self._lengths([(request.query, request.passages[i]) for request, i in items])
         started = time.perf_counter()
-        for start in range(0, len(items), self._batch_size):
-            batch = [item for item in items[start : start + self._batch_size] if item[0].error is None]
+        for indices in plan_batches(lengths, max_pairs=self._batch_size, max_tokens=self._batch_tokens):
+            chunk = [items[i] for i in indices]
+            batch = [item for item in chunk if item[0].error is None]
             if batch:
                 self._score(batch)
-            for request, _ in items[start : start + self._batch_size]:
+            for request, _ in chunk:
                 request.remaining -= 1
                 if request.remaining == 0:
                     self._finish(request)
         self._metrics.observe_round(len(items), time.perf_counter() - started)
         if self._after_large_round is not None and len(items) >= self._large_round:
             self._after_large_round()
+
+    def _lengths(self, pairs: list[Pair]) -> list[int]:
+        try:
+            return self._backend.token_lengths(pairs)
+        except Exception as exc:  # sizing batches must never fail a request: estimate from characters instead
+            log.warning("token counting failed (%s); sizing batches by characters", exc)
+            return [(len(query) + len(passage)) // 4 + 3 for query, passage in pairs]
 
     def _score(self, batch: list[_Item]) -> None:
         try:
