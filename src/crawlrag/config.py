@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     embedding_max_retries: int = Field(5, ge=0, le=20)
     embedding_batch_size: int = Field(64, ge=1, le=4096)
     embedding_device: str = "cpu"
-    embedding_backend: Literal["auto", "torch", "onnx"] = "auto"
+    embedding_backend: Literal["auto", "torch", "onnx"] = "torch"
     embedding_precision: Literal["auto", "float32", "bfloat16", "float16", "int8"] = "auto"
 
     # --- retrieval ----------------------------------------------------------------------------------------------
