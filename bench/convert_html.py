@@ -102,7 +102,7 @@ def run(pages: list[Path]) -> dict[str, dict[str, Any]]:
     # Converters take turns page by page, so a busy machine slows them all alike.
     seconds = dict.fromkeys(CONVERTERS, 0.0)
     markdown: dict[str, list[str]] = {name: [] for name in CONVERTERS}
-    for name, (convert, _) in CONVERTERS.items():
+    for convert, _ in CONVERTERS.values():
         convert("<p>warm up</p>")  # imports and one-time set-up are not conversion time
     for root in roots:
         for name, (convert, prep) in CONVERTERS.items():
@@ -114,19 +114,21 @@ def run(pages: list[Path]) -> dict[str, dict[str, Any]]:
             seconds[name] += time.perf_counter() - started
     results: dict[str, dict[str, Any]] = {}
     for name in CONVERTERS:
-        text = markdown[name]
+        pairs = list(zip(facts, markdown[name], strict=True))
+
+        def score(found: Callable[[dict[str, Any], str], int], wanted: Callable[[dict[str, Any]], int]) -> str:
+            return f"{sum(found(f, md) for f, md in pairs)}/{sum(wanted(f) for f, _ in pairs)}"  # noqa: B023
+
         results[name] = {
             "pages": len(roots),
             "seconds": round(seconds[name], 2),
             "pages_per_s": round(len(roots) / seconds[name], 1),
-            "sigs": f"{sum(sum(s in md for s in f['sigs']) for f, md in zip(facts, text)) }"
-            f"/{sum(len(f['sigs']) for f in facts)}",
-            "idents": f"{sum(sum(i in md for i in f['idents']) for f, md in zip(facts, text))}"
-            f"/{sum(len(f['idents']) for f in facts)}",
-            "code_lang": f"{sum(min(f['code'], len(_FENCE_WITH_LANGUAGE.findall(md))) for f, md in zip(facts, text))}"
-            f"/{sum(f['code'] for f in facts)}",
-            "tables": f"{sum(min(f['tables'], len(_TABLE_RULE.findall(md))) for f, md in zip(facts, text))}"
-            f"/{sum(f['tables'] for f in facts)}",
+            "sigs": score(lambda f, md: sum(s in md for s in f["sigs"]), lambda f: len(f["sigs"])),
+            "idents": score(lambda f, md: sum(i in md for i in f["idents"]), lambda f: len(f["idents"])),
+            "code_lang": score(
+                lambda f, md: min(f["code"], len(_FENCE_WITH_LANGUAGE.findall(md))), lambda f: f["code"]
+            ),
+            "tables": score(lambda f, md: min(f["tables"], len(_TABLE_RULE.findall(md))), lambda f: f["tables"]),
         }
     return results
 

@@ -37,9 +37,7 @@ class Chunk:
     anchor: str = ""  # the id of the nearest heading (or signature) at or before the chunk's start
 
     @classmethod
-    def build(
-        cls, *, url: str, title: str, headings: str, chunk_index: int, content: str, anchor: str = ""
-    ) -> Chunk:
+    def build(cls, *, url: str, title: str, headings: str, chunk_index: int, content: str, anchor: str = "") -> Chunk:
         return cls(
             url=url,
             title=title,
@@ -80,6 +78,8 @@ class Page:
     etag: str | None = None
     last_modified: str | None = None
     kind: PageKind = "content"
+    # Seconds spent converting the page's HTML to markdown, for the index report's timings.
+    convert_seconds: float = field(default=0.0, compare=False, repr=False)
 
     @property
     def content_hash(self) -> str:
@@ -100,6 +100,7 @@ class StoredPage:
     etag: str | None
     last_modified: str | None
     crawled_at: datetime
+    kind: PageKind = "content"
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,6 +28,7 @@ from crawlrag.crawl.extract import (
 from crawlrag.crawl.http import FetchError, HttpClient, HttpResponse
 from crawlrag.crawl.results import PageFailure, PageSkipped
 from crawlrag.crawl.urls import url_kind
+from crawlrag.models import PageKind
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,10 @@ class FetchedDocument:
     etag: str | None
     last_modified: str | None
     rendered: bool  # the markdown came from the browser
+    kind: PageKind = "content"
+    canonical: str | None = None  # same-site `<link rel=canonical>`: the URL to store the page under
+    noindex: bool = False  # robots meta tag or X-Robots-Tag: follow the links, store nothing
+    convert_seconds: float = 0.0  # spent turning HTML into markdown
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +94,7 @@ class Fetcher:
             shown = response.content_type or "unknown"
             return FetchOutcome(url, final, PageSkipped(url, f"unsupported content type: {shown}"))
         text = decode_html(response.body, response.charset)
+        started = time.perf_counter()
         if kind == "text":
             extracted, rendered, note = extract_text(text, final), False, ""
         else:
@@ -95,6 +102,8 @@ class Fetcher:
                 extracted, rendered, note = await self._convert_html(text, final)
             except ExtractionError as exc:
                 return FetchOutcome(url, final, PageFailure(url, f"markdown conversion failed: {exc}"))
+        # Wall time, rendering included when a browser was needed: what the crawl spent on this page's text.
+        convert_seconds = time.perf_counter() - started
         if not extracted.markdown.strip():
             return FetchOutcome(url, final, PageFailure(url, f"empty page{note}"), extracted.links)
         document = FetchedDocument(
@@ -106,6 +115,10 @@ class Fetcher:
             etag=response.header("etag"),
             last_modified=response.header("last-modified"),
             rendered=rendered,
+            kind=extracted.kind,
+            canonical=extracted.canonical,
+            noindex=extracted.noindex or "noindex" in (response.header("x-robots-tag") or "").lower(),
+            convert_seconds=convert_seconds,
         )
         return FetchOutcome(url, final, document, extracted.links)
 
@@ -126,7 +139,14 @@ class Fetcher:
             return extracted, False, ""
         links = tuple(dict.fromkeys((*rendered.links, *extracted.links)))
         return (
-            Extracted(title=rendered.title or extracted.title, markdown=rendered.markdown, links=links),
+            Extracted(
+                title=rendered.title or extracted.title,
+                markdown=rendered.markdown,
+                links=links,
+                kind=rendered.kind,
+                canonical=rendered.canonical or extracted.canonical,
+                noindex=rendered.noindex or extracted.noindex,
+            ),
             True,
             "",
         )

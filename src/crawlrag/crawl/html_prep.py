@@ -35,7 +35,11 @@ _PERMALINK_TEXT = frozenset({"", "¶", "#", "§", "🔗", "link"})
 
 def prepare_content(root: lxml.html.HtmlElement) -> None:
     """Normalise signatures, code blocks, admonitions and heading anchors of `root`, in place."""
-    permalinks, signatures, admonitions, blocks, inline_code = [], [], [], [], []
+    permalinks: list[lxml.html.HtmlElement] = []
+    signatures: list[lxml.html.HtmlElement] = []
+    admonitions: list[lxml.html.HtmlElement] = []
+    blocks: list[lxml.html.HtmlElement] = []
+    inline_code: list[lxml.html.HtmlElement] = []
     for element in root.iter(*_TAGS):
         tag, classes = element.tag, element.get("class", "").split()
         if tag == "code":

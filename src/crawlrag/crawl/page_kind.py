@@ -20,6 +20,7 @@ from crawlrag.models import PageKind
 
 # Text is attributed to its nearest element of these; a table row is one entry, whatever its cells.
 _BLOCKS = frozenset({"p", "li", "tr", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote"})
+_PROSE = frozenset({"p", "dd", "blockquote", "li"})
 _ENTRY_MAX_CHARS = 160  # an index entry is a few words and a link; longer is description, i.e. content
 _PROSE_MIN_WORDS = 12
 _INDEX_MIN_ENTRIES = 10
@@ -130,9 +131,8 @@ def _block_of(
 
 def _prose_blocks(text: dict[lxml.html.HtmlElement | None, list[str]]) -> Iterable[lxml.html.HtmlElement]:
     for block, parts in text.items():
-        if block is not None and block.tag in ("p", "dd", "blockquote", "li"):
-            if len("".join(parts).split()) >= _PROSE_MIN_WORDS:
-                yield block
+        if block is not None and block.tag in _PROSE and len("".join(parts).split()) >= _PROSE_MIN_WORDS:
+            yield block
 
 
 def _mostly_links(block: lxml.html.HtmlElement) -> bool:
