@@ -14,6 +14,7 @@ All functions here are synchronous and CPU-bound; the fetcher runs them in a wor
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -34,7 +35,11 @@ EXTRACTION_VERSION = 2
 # Removed from the chosen content element: site chrome that themes put inside <main> too.
 _CHROME_IN_CONTENT = "nav, [role=navigation], footer, script, style, noscript, template, [role=search]"
 # Removed as well when there is no content element and <body> is used.
-_CHROME_IN_BODY = _CHROME_IN_CONTENT + ", header, aside, [role=banner], [role=contentinfo], [role=complementary]"
+# DocBook XSL marks its navigation bars `navheader`/`navfooter`.
+_CHROME_IN_BODY = (
+    _CHROME_IN_CONTENT
+    + ", header, aside, [role=banner], [role=contentinfo], [role=complementary], .navheader, .navfooter"
+)
 _MARKDOWN_LINK = re.compile(r"\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 _BARE_URL = re.compile(r"https?://[^\s<>()\[\]\"'`]+")
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
@@ -96,7 +101,7 @@ def extract_html(html: str, url: str) -> Extracted:
         return Extracted(title=title, markdown="", links=links, canonical=canonical, noindex=noindex)
     kind = html_page_kind(content, title)
     prepare_content(content)
-    markdown = html_to_markdown_text(lxml.html.tostring(content, encoding="unicode", with_tail=False))
+    markdown = html_to_markdown_text(lxml.html.tostring(content, encoding="unicode", with_tail=False), base)
     return Extracted(
         title=clean_text(title),
         markdown=_tidy(clean_text(markdown)),
@@ -107,10 +112,14 @@ def extract_html(html: str, url: str) -> Extracted:
     )
 
 
-def html_to_markdown_text(content_html: str) -> str:
-    """Markdown of an HTML fragment (already `prepare_content`ed); raises ExtractionError when it fails."""
+def html_to_markdown_text(content_html: str, base_url: str | None = None) -> str:
+    """Markdown of an HTML fragment (already `prepare_content`ed), links made absolute against `base_url`.
+
+    Raises ExtractionError when the converter fails.
+    """
+    options = _CONVERSION if base_url is None else dataclasses.replace(_CONVERSION, base_url=base_url)
     try:
-        return html_to_markdown.convert(content_html, _CONVERSION).content or ""
+        return html_to_markdown.convert(content_html, options).content or ""
     except Exception as exc:  # the converter's errors (parse, size, panics) have no common base class
         raise ExtractionError(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
 

@@ -24,6 +24,8 @@ _PROSE = frozenset({"p", "dd", "blockquote", "li"})
 _ENTRY_MAX_CHARS = 160  # an index entry is a few words and a link; longer is description, i.e. content
 _PROSE_MIN_WORDS = 12
 _INDEX_MIN_ENTRIES = 10
+_INDEX_MIN_ENTRIES_WITHOUT_PROSE = 1
+_HEADING_TAGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _INDEX_MIN_ENTRY_SHARE = 0.6
 _INDEX_MAX_PROSE_SHARE = 0.2
 _SEARCH_PAGE_MAX_CHARS = 1500
@@ -89,7 +91,8 @@ def _is_index(root: lxml.html.HtmlElement) -> bool:
         if in_link:
             linked.add(block)
     sizes = {block: len(" ".join("".join(parts).split())) for block, parts in text.items()}
-    total = sum(sizes.values())
+    # Headings (a title, letters A, B, C...) do not decide what the body is made of.
+    total = sum(size for block, size in sizes.items() if block is None or block.tag not in _HEADING_TAGS)
     if not total:
         return False
     if _has_search_form(root) and total <= _SEARCH_PAGE_MAX_CHARS:
@@ -103,7 +106,9 @@ def _is_index(root: lxml.html.HtmlElement) -> bool:
     )
     if prose_chars > _INDEX_MAX_PROSE_SHARE * total:
         return False
-    if len(entries) >= _INDEX_MIN_ENTRIES and entry_chars >= _INDEX_MIN_ENTRY_SHARE * total:
+    # Without a single paragraph of prose, a few entries make a (small) index; with some prose it takes more.
+    enough = _INDEX_MIN_ENTRIES if prose_chars else _INDEX_MIN_ENTRIES_WITHOUT_PROSE
+    if len(entries) >= enough and entry_chars >= _INDEX_MIN_ENTRY_SHARE * total:
         return True
     # A jump bar of links in one paragraph ("A | B | C ..."): most of the words are links.
     links = [a for a in root.iter("a") if a.get("href")]
