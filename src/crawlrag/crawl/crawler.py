@@ -152,6 +152,7 @@ class _CrawlRun:
         self._source_id = source_id_for(start)
         self._sites = {site_key(start)}
         self._seen: set[str] = set()  # URLs queued, filtered out or reached through a redirect
+        self._keys: set[str] = set()  # their `page_key`s: the first spelling of a page found is the one fetched
         self._claimed: set[str] = set()  # `page_key`s of final URLs (and canonicals) that already produced a result
         self._frontier: dict[str, _Item] = {}  # waiting to be fetched, by URL
         self._pending: dict[asyncio.Task[FetchOutcome], tuple[_Item, Validators | None]] = {}
@@ -205,6 +206,7 @@ class _CrawlRun:
         start, request = self._start, self._request
         kind = url_kind(start)
         self._seen.add(start)
+        self._keys.add(page_key(start))
         if kind == "sitemap":
             try:
                 urls = await collect_sitemap_urls(
@@ -237,7 +239,7 @@ class _CrawlRun:
         waiting = self._frontier.get(url)
         if waiting is not None and (depth, order) < waiting.key:
             waiting.depth, waiting.order = depth, order  # found again from a page earlier in the site's order
-        if url in self._seen:
+        if url in self._seen or page_key(url) in self._keys:
             return None
         if site_key(url) not in self._sites:
             return PageSkipped(url, "different site") if report_other_site else None
@@ -247,6 +249,7 @@ class _CrawlRun:
                 log.warning("crawl of %s: not queueing more than %d URLs", self._start, self._url_budget)
             return None
         self._seen.add(url)
+        self._keys.add(page_key(url))
         if not passes_filters(url, self._request.include, self._request.exclude):
             return PageSkipped(url, "excluded")
         self._frontier[url] = _Item(url, depth, limit, order)
