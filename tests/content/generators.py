@@ -46,6 +46,13 @@ _SPHINX_PAGES = {
            guide
            api
            changes
+
+        Indices and tables
+        ------------------
+
+        * :ref:`genindex`
+        * :ref:`modindex`
+        * :ref:`search`
         """,
     "api.rst": """
         API reference
