@@ -243,7 +243,8 @@ _DOCBOOK_PAGES = {
         class="type-parameters">&lt;T&gt;</span>&nbsp;<span class="return-type">List&lt;T&gt;</span>&nbsp;<span
         class="element-name">singletonList</span><wbr><span class="parameters">(T&nbsp;o)</span></div>
         <p>Returns an immutable list containing only the specified object.</p>
-        <pre class="rust item-decl"><code>pub fn <a class="fn">new</a>&lt;T&gt;(value: T) -&gt; Box&lt;T&gt;</code></pre>
+        <pre class="rust item-decl"><code>pub fn <a class="fn">new</a>&lt;T&gt;(value: T) -&gt; Box&lt;T&gt;</code>
+        </pre>
         <p>Allocates memory on the heap and then places the value into it.</p>
         </div></div>
         <div class="navfooter">FOOTMARKER</div>

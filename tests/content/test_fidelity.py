@@ -99,5 +99,6 @@ def test_summaries_keep_identifiers(pydocs: Path) -> None:
     )
     summary = summarize_source("docs.test", "json", markdown)
     assert summary == (
-        "json: The code is in Lib/json/__init__.py: call __init__(*args, **kwargs) on _private a_b_c, really, and do it."
+        "json: The code is in Lib/json/__init__.py: call __init__(*args, **kwargs) on _private a_b_c, really, "
+        "and do it."
     )
