@@ -54,6 +54,9 @@ _CONVERSION = html_to_markdown.ConversionOptions(
     escape_misc=False,
     code_block_style="backticks",
     heading_style="atx",
+    # The single-pass scanner, which hands a page it cannot handle to the full parser by itself: about twice as
+    # fast on documentation pages, with the same output apart from the padding of table columns.
+    tier_strategy="tier1",
 )
 # Control characters (NUL, terminal escape sequences, C1) have no place in indexed text and can hide or rewrite
 # what a terminal shows; Unicode "tag" characters are invisible and a known way to smuggle instructions to models.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 
+import lxml.etree
 import lxml.html
 
 # Appended to headings and signatures: `crawlrag.chunking` takes it as the section's anchor and removes it.
@@ -29,6 +30,8 @@ _ADMONITION_CLASSES = frozenset({"admonition", "note", "warning", "tip", "import
 # One pass over only these tags: lxml builds a Python object per element visited, which costs more than the
 # rest of the preparation (and more than a CSS selector's XPath over every element).
 _TAGS = ("a", "code", "dt", "div", "aside", "pre", *_HEADINGS)
+_HIDDEN_SPANS = lxml.etree.XPath(".//span[@hidden or @aria-hidden='true' or contains(@style, 'display:none')]")
+_NOISE_ATTRIBUTES = ("title", "style", "role", "aria-label", "aria-hidden", "target", "rel", "tabindex", "width")
 _SPACE = re.compile(r"\s+")
 _PERMALINK_TEXT = frozenset({"", "¶", "#", "§", "🔗", "link"})
 
@@ -54,8 +57,6 @@ def prepare_content(root: lxml.html.HtmlElement) -> None:
         elif tag in ("div", "aside") and _ADMONITION_CLASSES.intersection(classes):
             admonitions.append(element)
     _drop_permalinks(permalinks)
-    for code in inline_code:
-        _join_lines(code)
     for element in signatures:
         _flatten_signature(element)
     for pre in blocks:
@@ -68,6 +69,14 @@ def prepare_content(root: lxml.html.HtmlElement) -> None:
         anchor = heading_anchor(heading)
         if anchor and heading.text_content().strip():
             _append_text(heading, f" {{#{anchor}}}")
+    # Spans and these attributes mean nothing in markdown; removing them (in C) leaves the converter half the
+    # HTML to parse. Hidden spans go first, so that their text does not become visible.
+    for hidden in _HIDDEN_SPANS(root):
+        hidden.drop_tree()
+    lxml.etree.strip_tags(root, "span")
+    lxml.etree.strip_attributes(root, *_NOISE_ATTRIBUTES)
+    for code in inline_code:
+        _join_lines(code)
 
 
 def heading_anchor(heading: lxml.html.HtmlElement) -> str:
