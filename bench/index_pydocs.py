@@ -54,8 +54,8 @@ def summarize(label: str, report: IndexReport, db: Path, precision: str) -> dict
         "chunks_embedded": p.chunks_embedded,
         "total_s": round(report.seconds, 1),
         "embed_chunks_per_s": round(p.chunks_embedded / timings["embed"], 1) if timings.get("embed") else 0.0,
-        "pages_per_s": round((p.stored + p.unchanged) / report.seconds, 2) if report.seconds else 0.0,
-        # HTML-to-markdown alone (measured in the fetcher, part of "crawl"), over the pages converted.
+        "pages_per_s": round((p.stored + p.index + p.unchanged) / report.seconds, 2) if report.seconds else 0.0,
+        # HTML-to-markdown alone (CPU time measured in the fetcher, part of "crawl"), over the pages converted.
         "convert_pages_per_s": round((p.stored + p.index) / timings["convert"], 1) if timings.get("convert") else 0.0,
         "peak_rss_mb": round(peak_rss_mb()),
         "db_mb": round(size / 2**20, 1),
@@ -78,8 +78,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"{r['db_mb']:>6} {mrr:>7}  {split}"
         )
     print(
-        "crawl = waiting on fetch + HTML-to-markdown; convert = the HTML-to-markdown part of crawl (summed over "
-        "pages converted concurrently); idle = wall time not spent chunking, embedding or storing"
+        "crawl = waiting on fetch + HTML-to-markdown; convert = CPU time of HTML-to-markdown (part of crawl, summed "
+        "over pages converted concurrently); idle = wall time not spent chunking, embedding or storing"
     )
 
 

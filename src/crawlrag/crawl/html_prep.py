@@ -10,7 +10,9 @@ permalink or on an empty `<a name>` instead of on the heading. Here, in place on
 * code blocks become `<pre><code class="language-X">` of their text, X found on the block or its wrappers,
   and inline code wrapped across source lines is joined into one line;
 * headings get ` {#anchor}` appended (attribute syntax that `crawlrag.chunking` reads and strips), and
-  headings inside admonitions become bold paragraphs so they do not cut the page into false sections.
+  headings inside admonitions become bold paragraphs so they do not cut the page into false sections;
+* spans (after hidden ones are dropped) and presentational attributes are removed, which halves the HTML the
+  converter parses and keeps link titles out of the markdown.
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ import re
 import lxml.etree
 import lxml.html
 
-# Appended to headings and signatures: `crawlrag.chunking` takes it as the section's anchor and removes it.
-ANCHOR_SUFFIX = re.compile(r"\s*\{#([^\s{}]+)\}\s*$")
 _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _LANGUAGE_CLASS = re.compile(r"^(?:language|lang|highlight)-([A-Za-z0-9_+#.-]+)$")
 _NOT_LANGUAGES = frozenset({"default", "notranslate", "none", "text", "plain", "highlight", "source", "code"})
