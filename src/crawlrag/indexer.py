@@ -211,20 +211,17 @@ class Indexer:
             report.progress.unchanged += 1
             return None
         # An index page is recorded (its kind, its validators for the next crawl) but has nothing to retrieve.
-        chunks = (
-            []
-            if page.kind == "index"
-            else chunk_markdown(
-                page.markdown,
-                url=page.url,
-                title=page.title,
-                chunk_size=self.settings.chunk_size,
-                max_link_density=self.settings.max_link_density,
-            )
+        markdown = "" if page.kind == "index" else page.markdown
+        chunks = chunk_markdown(
+            markdown,
+            url=page.url,
+            title=page.title,
+            chunk_size=self.settings.chunk_size,
+            max_link_density=self.settings.max_link_density,
         )
         examples: list[CodeExample] = []
-        if self.settings.use_agentic_rag and page.kind != "index":
-            examples = extract_code_examples(page.markdown, url=page.url, min_chars=self.settings.code_min_chars)
+        if self.settings.use_agentic_rag:
+            examples = extract_code_examples(markdown, url=page.url, min_chars=self.settings.code_min_chars)
         report.timings["chunk"] += time.perf_counter() - started
         texts = self._embedding_texts(page, chunks, report)
         if self.enricher is not None and examples:
