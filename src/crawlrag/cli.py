@@ -66,7 +66,7 @@ def _print_json(data: Any) -> None:
 def _print_report(report: IndexReport) -> None:
     p = report.progress
     err.print(
-        f"[bold]{p.stored}[/bold] pages stored, {p.unchanged} unchanged, {p.skipped} skipped, "
+        f"[bold]{p.stored}[/bold] pages stored, {p.index} index pages, {p.unchanged} unchanged, {p.skipped} skipped, "
         f"[{'red' if p.failed else 'green'}]{p.failed} failed[/]; {p.chunks_stored} chunks stored "
         f"({p.chunks_embedded} embedded) in {report.seconds:.1f}s"
     )
@@ -193,7 +193,8 @@ def search(
         err.print("no results")
     out = Console(highlight=False)
     for rank, hit in enumerate(response.results, start=1):
-        out.print(f"[bold]{rank}. {escape(hit.url)}[/bold]  [dim]{escape(hit.headings)}  score={hit.score:.4f}[/dim]")
+        where = hit.section_url if isinstance(hit, SearchHit) else hit.url
+        out.print(f"[bold]{rank}. {escape(where)}[/bold]  [dim]{escape(hit.headings)}  score={hit.score:.4f}[/dim]")
         body = hit.content if isinstance(hit, SearchHit) else hit.code
         out.print(body.strip()[:600] + "\n", markup=False)
     if rerank and not response.reranking_applied:

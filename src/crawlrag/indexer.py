@@ -39,6 +39,7 @@ class IndexProgress:
     discovered: int = 0
     fetched: int = 0
     stored: int = 0
+    index: int = 0  # index pages (tables of contents, indexes, search pages): followed and recorded, no chunks
     unchanged: int = 0
     skipped: int = 0
     failed: int = 0
@@ -47,7 +48,7 @@ class IndexProgress:
 
     @property
     def pages_done(self) -> int:
-        return self.stored + self.unchanged + self.skipped + self.failed
+        return self.stored + self.index + self.unchanged + self.skipped + self.failed
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__} | {"pages_done": self.pages_done}
@@ -67,6 +68,7 @@ class IndexReport:
         extra = {"llm": self.llm} if self.llm else {}
         return extra | {
             "pages_stored": self.progress.stored,
+            "pages_index": self.progress.index,
             "pages_unchanged": self.progress.unchanged,
             "pages_skipped": self.progress.skipped,
             "pages_failed": self.progress.failed,
@@ -192,6 +194,7 @@ class Indexer:
                         report.skipped.append(item)
                 else:
                     report.source_ids.add(item.source_id)
+                    report.timings["convert"] += item.convert_seconds  # part of "crawl", shown on its own
                     await send.send(item)
                 notify(progress)
                 waited = time.perf_counter()
@@ -218,8 +221,10 @@ class Indexer:
             self.store.touch_page(page.url)
             report.progress.unchanged += 1
             return None
+        # An index page is recorded (its kind, its validators for the next crawl) but has nothing to retrieve.
+        markdown = "" if page.kind == "index" else page.markdown
         chunks = chunk_markdown(
-            page.markdown,
+            markdown,
             url=page.url,
             title=page.title,
             chunk_size=self.settings.chunk_size,
@@ -227,7 +232,7 @@ class Indexer:
         )
         examples: list[CodeExample] = []
         if self.settings.use_agentic_rag:
-            examples = extract_code_examples(page.markdown, url=page.url, min_chars=self.settings.code_min_chars)
+            examples = extract_code_examples(markdown, url=page.url, min_chars=self.settings.code_min_chars)
         report.timings["chunk"] += time.perf_counter() - started
         texts = self._embedding_texts(page, chunks, report)
         if self.enricher is not None and examples:
@@ -317,7 +322,10 @@ class Indexer:
                 continue
             finally:
                 report.timings["store"] += time.perf_counter() - started
-            report.progress.stored += 1
+            if item.page.kind == "index":
+                report.progress.index += 1
+            else:
+                report.progress.stored += 1
             report.progress.chunks_stored += len(item.chunks)
 
     @staticmethod

@@ -6,7 +6,12 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, get_args
+from urllib.parse import quote
+
+# What a page is (see `crawlrag.crawl.page_kind`): `index` pages are followed but store no chunks.
+PageKind = Literal["content", "index", "changelog"]
+PAGE_KINDS: tuple[PageKind, ...] = get_args(PageKind)
 
 
 def utcnow() -> datetime:
@@ -29,9 +34,10 @@ class Chunk:
     content_hash: str
     char_count: int
     word_count: int
+    anchor: str = ""  # the id of the nearest heading (or signature) at or before the chunk's start
 
     @classmethod
-    def build(cls, *, url: str, title: str, headings: str, chunk_index: int, content: str) -> Chunk:
+    def build(cls, *, url: str, title: str, headings: str, chunk_index: int, content: str, anchor: str = "") -> Chunk:
         return cls(
             url=url,
             title=title,
@@ -41,6 +47,7 @@ class Chunk:
             content_hash=content_hash(content),
             char_count=len(content),
             word_count=len(content.split()),
+            anchor=anchor,
         )
 
 
@@ -70,6 +77,9 @@ class Page:
     status_code: int = 200
     etag: str | None = None
     last_modified: str | None = None
+    kind: PageKind = "content"
+    # Seconds spent converting the page's HTML to markdown, for the index report's timings.
+    convert_seconds: float = field(default=0.0, compare=False, repr=False)
 
     @property
     def content_hash(self) -> str:
@@ -90,6 +100,7 @@ class StoredPage:
     etag: str | None
     last_modified: str | None
     crawled_at: datetime
+    kind: PageKind = "content"
 
 
 @dataclass(slots=True)
@@ -107,9 +118,23 @@ class SearchHit:
     similarity: float | None = None
     keyword_score: float | None = None
     rerank_score: float | None = None
+    anchor: str = ""
+    kind: PageKind = "content"
+
+    @property
+    def section_url(self) -> str:
+        """`url#anchor` of the section the chunk is in, or the page URL when it has no anchor."""
+        return section_url(self.url, self.anchor)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"section_url": self.section_url}
+
+
+def section_url(url: str, anchor: str) -> str:
+    return f"{url}#{quote(anchor, safe=_FRAGMENT_SAFE)}" if anchor else url
+
+
+_FRAGMENT_SAFE = "!$&'()*+,;=:@/?-._~"
 
 
 @dataclass(slots=True)

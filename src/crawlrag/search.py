@@ -14,7 +14,7 @@ import numpy as np
 from crawlrag.config import Settings
 from crawlrag.embeddings import Embedder
 from crawlrag.fusion import grouped_rank_fusion, limit_per_group
-from crawlrag.models import CodeHit, SearchHit
+from crawlrag.models import PAGE_KINDS, CodeHit, PageKind, SearchHit
 from crawlrag.rerank import Reranker, RerankUnavailable
 from crawlrag.store import EmbeddingMismatchError, Store
 
@@ -50,6 +50,15 @@ class SearchResponse:
             "reranking_reason": self.reranking_reason,
             "timings_ms": self.timings_ms,
         }
+
+
+def _check_kinds(kinds: Sequence[str] | None) -> tuple[str, ...] | None:
+    if kinds is None:
+        return None
+    unknown = sorted(set(kinds) - set(PAGE_KINDS))
+    if unknown:
+        raise SearchInputError(f"unknown page kind(s) {', '.join(unknown)}: kinds are {', '.join(PAGE_KINDS)}")
+    return tuple(dict.fromkeys(kinds))
 
 
 class SearchService:
@@ -119,16 +128,21 @@ class SearchService:
         match_count: int = 5,
         mode: SearchMode | None = None,
         rerank: bool | None = None,
+        kinds: Sequence[PageKind] | None = None,
     ) -> SearchResponse:
-        """Search page chunks; at most MAX_CHUNKS_PER_PAGE results come from any one page."""
+        """Search page chunks; at most MAX_CHUNKS_PER_PAGE results come from any one page.
+
+        `kinds` keeps only chunks of pages of those kinds ("content", "changelog"); None searches all.
+        """
+        wanted_kinds = _check_kinds(kinds)
         return await self._run(
             query,
             source_id,
             match_count,
             mode,
             rerank,
-            vector=self.store.vector_search,
-            keyword=self.store.keyword_search,
+            vector=lambda vec, limit, source: self.store.vector_search(vec, limit, source, wanted_kinds),
+            keyword=lambda text, limit, source: self.store.keyword_search(text, limit, source, wanted_kinds),
             key=lambda hit: hit.chunk_id,
             group=lambda hit: hit.url,
             text=lambda hit: hit.content,

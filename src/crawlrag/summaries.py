@@ -7,12 +7,20 @@ import re
 from crawlrag.chunking import parse_blocks
 
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+# Emphasis is a run of * or _ that opens after a space (or the start) and closes before a space or punctuation:
+# `*word*`, `**bold text**`, `_em_`. Identifiers (`__init__`, `*args`, `**kwargs`, `a_b_c`, `Lib/json/__init__.py`)
+# are left whole.
+_EMPHASIS = re.compile(
+    r"(?<![^\s(\[])(\*{1,3}|_{1,3})(?=[^\s*_])((?:[^*_\n]|(?<=\w)_(?=\w))+?)(?<=[^\s*_])\1(?![^\s)\].,;:!?])"
+)
+_MARKUP = re.compile(r"`+|^\s*(?:#+|>+|\|)\s*|\s*\|\s*$", re.MULTILINE)
 _MIN_WORDS = 8
 
 
 def _plain(text: str) -> str:
     text = _LINK.sub(r"\1", text)
-    return re.sub(r"[*_`>#|]+", "", text).strip()
+    text = _EMPHASIS.sub(r"\2", text)
+    return _MARKUP.sub("", text).strip()
 
 
 def first_meaningful_paragraph(markdown: str) -> str:

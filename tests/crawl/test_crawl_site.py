@@ -88,7 +88,7 @@ async def test_markdown_is_the_main_content_only(site: ServedSite, crawl_setting
         assert "¶" not in page.markdown
     guide = outcome.pages["/guide/"].markdown
     assert guide.startswith("# User guide")
-    assert f'```\ndef example_guide():\n    return "{markers["code"]}"\n' in guide
+    assert f'```python\ndef example_guide():\n    return "{markers["code"]}"\n' in guide
     assert f"[Link to /guide/install.html]({site.url('/guide/install.html')})" in guide
     assert "maintained by volunteers" in outcome.pages["/about.html"].markdown  # the page without <main>
 

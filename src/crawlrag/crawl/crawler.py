@@ -31,7 +31,15 @@ from crawlrag.crawl.http import FetchError, HttpClient
 from crawlrag.crawl.results import CrawlProgress, CrawlRequest, PageFailure, PageSkipped
 from crawlrag.crawl.robots import RobotsRules
 from crawlrag.crawl.sitemap import NotASitemapError, SitemapError, collect_sitemap_urls
-from crawlrag.crawl.urls import is_llms_txt, normalize_url, passes_filters, site_key, source_id_for, url_kind
+from crawlrag.crawl.urls import (
+    is_llms_txt,
+    normalize_url,
+    page_key,
+    passes_filters,
+    site_key,
+    source_id_for,
+    url_kind,
+)
 from crawlrag.models import Page
 
 log = logging.getLogger(__name__)
@@ -144,7 +152,8 @@ class _CrawlRun:
         self._source_id = source_id_for(start)
         self._sites = {site_key(start)}
         self._seen: set[str] = set()  # URLs queued, filtered out or reached through a redirect
-        self._claimed: set[str] = set()  # final URLs that already produced a result
+        self._keys: set[str] = set()  # their `page_key`s: the first spelling of a page found is the one fetched
+        self._claimed: set[str] = set()  # `page_key`s of final URLs (and canonicals) that already produced a result
         self._frontier: dict[str, _Item] = {}  # waiting to be fetched, by URL
         self._pending: dict[asyncio.Task[FetchOutcome], tuple[_Item, Validators | None]] = {}
         self._pages = self._failed = self._skipped = 0
@@ -197,6 +206,7 @@ class _CrawlRun:
         start, request = self._start, self._request
         kind = url_kind(start)
         self._seen.add(start)
+        self._keys.add(page_key(start))
         if kind == "sitemap":
             try:
                 urls = await collect_sitemap_urls(
@@ -229,7 +239,7 @@ class _CrawlRun:
         waiting = self._frontier.get(url)
         if waiting is not None and (depth, order) < waiting.key:
             waiting.depth, waiting.order = depth, order  # found again from a page earlier in the site's order
-        if url in self._seen:
+        if url in self._seen or page_key(url) in self._keys:
             return None
         if site_key(url) not in self._sites:
             return PageSkipped(url, "different site") if report_other_site else None
@@ -239,6 +249,7 @@ class _CrawlRun:
                 log.warning("crawl of %s: not queueing more than %d URLs", self._start, self._url_budget)
             return None
         self._seen.add(url)
+        self._keys.add(page_key(url))
         if not passes_filters(url, self._request.include, self._request.exclude):
             return PageSkipped(url, "excluded")
         self._frontier[url] = _Item(url, depth, limit, order)
@@ -256,7 +267,7 @@ class _CrawlRun:
             if any(other.depth < item.depth for other, _ in self._pending.values()):
                 break
             del self._frontier[item.url]
-            if item.url in self._claimed:  # already reached through a redirect
+            if page_key(item.url) in self._claimed:  # already reached through a redirect or another spelling
                 continue
             stored = self._stored(item.url)
             # Conditional requests only where the body is not needed to find more links.
@@ -275,7 +286,7 @@ class _CrawlRun:
 
     def _handle(self, item: _Item, stored: Validators | None, outcome: FetchOutcome) -> Iterator[CrawlResult]:
         final, result = outcome.final_url, outcome.result
-        if final in self._claimed:  # two URLs redirected to one page, or a page fetched while its alias was
+        if page_key(final) in self._claimed:  # two URLs redirected to one page, or a page fetched while its alias was
             yield PageSkipped(item.url, f"duplicate of {final}, already crawled")
             return
         if final != item.url:
@@ -284,24 +295,32 @@ class _CrawlRun:
             elif site_key(final) not in self._sites:
                 yield PageSkipped(item.url, f"redirects to another site: {final}")
                 return
-        self._claimed.add(final)
+        self._claimed.add(page_key(final))
         self._seen.add(final)
         if isinstance(result, FetchedDocument):
-            if final != item.url:  # the stored copy, if any, is filed under the URL the redirect led to
-                stored = self._stored(final)
-            if stored is not None and _unchanged(stored, result):
-                yield PageSkipped(final, "not modified")
+            url = self._canonical_url(result)
+            if url is None:
+                yield PageSkipped(item.url, f"duplicate of {result.canonical}, already crawled")
+            elif result.noindex:
+                yield PageSkipped(url, "noindex")
             else:
-                yield Page(
-                    url=result.url,
-                    source_id=self._source_id,
-                    title=result.title or result.url,
-                    markdown=result.markdown,
-                    content_type=result.content_type,
-                    status_code=result.status_code,
-                    etag=result.etag,
-                    last_modified=result.last_modified,
-                )
+                if url != item.url:  # the stored copy, if any, is filed under the URL the redirect led to
+                    stored = self._stored(url)
+                if stored is not None and _unchanged(stored, result):
+                    yield PageSkipped(url, "not modified")
+                else:
+                    yield Page(
+                        url=url,
+                        source_id=self._source_id,
+                        title=result.title or result.url,
+                        markdown=result.markdown,
+                        content_type=result.content_type,
+                        status_code=result.status_code,
+                        etag=result.etag,
+                        last_modified=result.last_modified,
+                        kind=result.kind,
+                        convert_seconds=result.convert_seconds,
+                    )
         else:
             yield result
         if item.depth < item.limit and self._pages < self._request.max_pages:
@@ -309,6 +328,17 @@ class _CrawlRun:
                 skipped = self._discover(link, item.depth + 1, item.limit, (*item.order, position))
                 if skipped is not None:
                     yield skipped
+
+    def _canonical_url(self, document: FetchedDocument) -> str | None:
+        """The URL to store a page under: its same-site canonical when it has one; None when that is taken."""
+        canonical = document.canonical
+        if canonical is None or site_key(canonical) not in self._sites or page_key(canonical) == page_key(document.url):
+            return document.url
+        if page_key(canonical) in self._claimed:
+            return None
+        self._claimed.add(page_key(canonical))
+        self._seen.add(canonical)
+        return canonical
 
     def _stored(self, url: str) -> Validators | None:
         return self._validators(url) if self._validators is not None else None

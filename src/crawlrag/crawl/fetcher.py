@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,6 +28,7 @@ from crawlrag.crawl.extract import (
 from crawlrag.crawl.http import FetchError, HttpClient, HttpResponse
 from crawlrag.crawl.results import PageFailure, PageSkipped
 from crawlrag.crawl.urls import url_kind
+from crawlrag.models import PageKind
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,10 @@ class FetchedDocument:
     etag: str | None
     last_modified: str | None
     rendered: bool  # the markdown came from the browser
+    kind: PageKind = "content"
+    canonical: str | None = None  # same-site `<link rel=canonical>`: the URL to store the page under
+    noindex: bool = False  # robots meta tag or X-Robots-Tag: follow the links, store nothing
+    convert_seconds: float = 0.0  # CPU time spent turning HTML into markdown
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +95,10 @@ class Fetcher:
             return FetchOutcome(url, final, PageSkipped(url, f"unsupported content type: {shown}"))
         text = decode_html(response.body, response.charset)
         if kind == "text":
-            extracted, rendered, note = extract_text(text, final), False, ""
+            extracted, rendered, note, convert_seconds = extract_text(text, final), False, "", 0.0
         else:
             try:
-                extracted, rendered, note = await self._convert_html(text, final)
+                extracted, rendered, note, convert_seconds = await self._convert_html(text, final)
             except ExtractionError as exc:
                 return FetchOutcome(url, final, PageFailure(url, f"markdown conversion failed: {exc}"))
         if not extracted.markdown.strip():
@@ -106,30 +112,53 @@ class Fetcher:
             etag=response.header("etag"),
             last_modified=response.header("last-modified"),
             rendered=rendered,
+            kind=extracted.kind,
+            canonical=extracted.canonical,
+            noindex=extracted.noindex or "noindex" in (response.header("x-robots-tag") or "").lower(),
+            convert_seconds=convert_seconds,
         )
         return FetchOutcome(url, final, document, extracted.links)
 
-    async def _convert_html(self, html: str, url: str) -> tuple[Extracted, bool, str]:
-        extracted = await asyncio.to_thread(extract_html, html, url)
+    async def _convert_html(self, html: str, url: str) -> tuple[Extracted, bool, str, float]:
+        """The page's extraction, whether the browser rendered it, a note on why not, and the conversion's CPU
+        seconds."""
+        extracted, seconds = await asyncio.to_thread(_extract_timed, html, url)
         mode = self._settings.browser
         if mode == "never" or (mode == "auto" and not needs_rendering(html, extracted.markdown)):
-            return extracted, False, ""
+            return extracted, False, "", seconds
         try:
             page = await self._renderer.render(url)
         except BrowserUnavailableError as exc:
-            return extracted, False, f" (browser unavailable: {exc})"
+            return extracted, False, f" (browser unavailable: {exc})", seconds
         except Exception as exc:  # navigation errors, timeouts, a crashed renderer
             log.info("rendering %s in the browser failed: %s", url, exc)
-            return extracted, False, f" (browser rendering failed: {exc})"
-        rendered = await asyncio.to_thread(extract_html, page.html, url)
+            return extracted, False, f" (browser rendering failed: {exc})", seconds
+        rendered, more = await asyncio.to_thread(_extract_timed, page.html, url)
+        seconds += more
         if not rendered.markdown.strip() and extracted.markdown.strip():
-            return extracted, False, ""
+            return extracted, False, "", seconds
         links = tuple(dict.fromkeys((*rendered.links, *extracted.links)))
         return (
-            Extracted(title=rendered.title or extracted.title, markdown=rendered.markdown, links=links),
+            Extracted(
+                title=rendered.title or extracted.title,
+                markdown=rendered.markdown,
+                links=links,
+                kind=rendered.kind,
+                canonical=rendered.canonical or extracted.canonical,
+                noindex=rendered.noindex or extracted.noindex,
+            ),
             True,
             "",
+            seconds,
         )
+
+
+def _extract_timed(html: str, url: str) -> tuple[Extracted, float]:
+    """`extract_html` and the CPU time it took in this thread: the conversion's own cost, however busy the
+    machine (wall time would count the waits of concurrent fetches and of the embedder)."""
+    started = time.thread_time()
+    extracted = extract_html(html, url)
+    return extracted, time.thread_time() - started
 
 
 def _classify(content_type: str, url: str) -> DocumentKind | Literal["sniff"] | None:

@@ -109,6 +109,20 @@ def site_key(url: str) -> str:
     return netloc.removeprefix("www.")
 
 
+def page_key(url: str) -> str:
+    """What makes two URLs one page: not the scheme, a "www.", a trailing slash or a directory's index.html.
+
+    `http://example.com/docs/`, `https://www.example.com/docs/index.html` and `https://example.com/docs` are
+    one page: the crawler stores the first of them it reaches (in site order, so the same one on every crawl).
+    """
+    parts = urlsplit(url)
+    path = parts.path
+    for index in ("/index.html", "/index.htm"):
+        if path.endswith(index):
+            path = path[: -len(index) + 1]
+    return urlunsplit(("", site_key(url), path.rstrip("/") or "/", parts.query, ""))
+
+
 def same_site(a: str, b: str) -> bool:
     return site_key(a) == site_key(b)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -121,9 +121,14 @@ class Store(Protocol):
         """Stored embeddings of texts already embedded with `model`, keyed by the hash of the embedded text."""
 
     # --- search -------------------------------------------------------------------------------------------------
-    def vector_search(self, query: np.ndarray, limit: int, source_id: str | None = None) -> list[SearchHit]: ...
+    # `kinds` keeps only chunks of pages of those kinds (`crawlrag.models.PAGE_KINDS`); None: every kind.
+    def vector_search(
+        self, query: np.ndarray, limit: int, source_id: str | None = None, kinds: Collection[str] | None = None
+    ) -> list[SearchHit]: ...
 
-    def keyword_search(self, query: str, limit: int, source_id: str | None = None) -> list[SearchHit]: ...
+    def keyword_search(
+        self, query: str, limit: int, source_id: str | None = None, kinds: Collection[str] | None = None
+    ) -> list[SearchHit]: ...
 
     def code_vector_search(self, query: np.ndarray, limit: int, source_id: str | None = None) -> list[CodeHit]: ...
 

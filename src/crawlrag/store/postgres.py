@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +31,20 @@ from crawlrag.store.postgres_write import check_lengths, clean
 __all__ = ["PostgresStore", "migrate"]
 
 _TABLES = ("sources", "pages", "crawled_pages", "code_examples", "crawl_jobs", "crawlrag_schema")
+
+
+def _chunk_hit(
+    row: tuple[Any, ...], *, similarity: float | None = None, keyword_score: float | None = None
+) -> SearchHit:
+    """A hit from a row of CHUNKS.columns followed by its score."""
+    score = similarity if similarity is not None else keyword_score
+    return SearchHit(
+        *row[:7], anchor=row[7], kind=row[8], score=score or 0.0, similarity=similarity, keyword_score=keyword_score
+    )
+
+
+def _kinds(kinds: Collection[str] | None) -> list[str] | None:
+    return None if kinds is None else list(kinds)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -208,13 +222,13 @@ class PostgresStore:
     def get_page(self, url: str) -> StoredPage | None:
         with self._connection() as conn:
             row = conn.execute(
-                "SELECT url, source_id, title, content_hash, chunk_count, etag, last_modified, crawled_at"
+                "SELECT url, source_id, title, content_hash, chunk_count, etag, last_modified, crawled_at, kind"
                 " FROM pages WHERE url = %s",
                 (clean(url),),
             ).fetchone()
         if row is None:
             return None
-        return StoredPage(*row[:7], crawled_at=row[7].astimezone(UTC))
+        return StoredPage(*row[:7], crawled_at=row[7].astimezone(UTC), kind=row[8])
 
     def page_markdown(self, url: str) -> str | None:
         with self._connection() as conn:
@@ -255,12 +269,14 @@ class PostgresStore:
         with self._connection() as conn:
             return conn.execute(query, params).fetchall()
 
-    def vector_search(self, query: np.ndarray, limit: int, source_id: str | None = None) -> list[SearchHit]:
-        if limit <= 0:
+    def vector_search(
+        self, query: np.ndarray, limit: int, source_id: str | None = None, kinds: Collection[str] | None = None
+    ) -> list[SearchHit]:
+        if limit <= 0 or (kinds is not None and not kinds):
             return []
-        params = {"query": self._query_vector(query), "limit": limit, "source": source_id}
-        rows = self._rows(vector_sql(CHUNKS, source_id is not None), params)
-        return [SearchHit(*row[:7], score=float(row[7]), similarity=float(row[7])) for row in rows]
+        params = {"query": self._query_vector(query), "limit": limit, "source": source_id, "kinds": _kinds(kinds)}
+        rows = self._rows(vector_sql(CHUNKS, source_id is not None, kinds is not None), params)
+        return [_chunk_hit(row, similarity=float(row[9])) for row in rows]
 
     def code_vector_search(self, query: np.ndarray, limit: int, source_id: str | None = None) -> list[CodeHit]:
         if limit <= 0:
@@ -269,16 +285,26 @@ class PostgresStore:
         rows = self._rows(vector_sql(CODE, source_id is not None), params)
         return [CodeHit(*row[:7], score=float(row[7]), similarity=float(row[7])) for row in rows]
 
-    def _keyword_rows(self, table: SearchTable, query: str, limit: int, source_id: str | None) -> list[tuple[Any, ...]]:
+    def _keyword_rows(
+        self, table: SearchTable, query: str, limit: int, source_id: str | None, kinds: Collection[str] | None = None
+    ) -> list[tuple[Any, ...]]:
         terms = tsquery_terms(query)
-        if not terms or limit <= 0:
+        if not terms or limit <= 0 or (kinds is not None and not kinds):
             return []
-        params = {"terms": terms, "query": " | ".join(terms), "limit": limit, "source": source_id}
-        return self._rows(keyword_sql(table, source_id is not None), params)
+        params = {
+            "terms": terms,
+            "query": " | ".join(terms),
+            "limit": limit,
+            "source": source_id,
+            "kinds": _kinds(kinds),
+        }
+        return self._rows(keyword_sql(table, source_id is not None, kinds is not None), params)
 
-    def keyword_search(self, query: str, limit: int, source_id: str | None = None) -> list[SearchHit]:
-        rows = self._keyword_rows(CHUNKS, query, limit, source_id)
-        return [SearchHit(*row[:7], score=float(row[7]), keyword_score=float(row[7])) for row in rows]
+    def keyword_search(
+        self, query: str, limit: int, source_id: str | None = None, kinds: Collection[str] | None = None
+    ) -> list[SearchHit]:
+        rows = self._keyword_rows(CHUNKS, query, limit, source_id, kinds)
+        return [_chunk_hit(row, keyword_score=float(row[9])) for row in rows]
 
     def code_keyword_search(self, query: str, limit: int, source_id: str | None = None) -> list[CodeHit]:
         rows = self._keyword_rows(CODE, query, limit, source_id)

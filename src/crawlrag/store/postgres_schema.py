@@ -135,6 +135,12 @@ MIGRATIONS: list[str] = [
     CREATE INDEX crawl_jobs_created_at ON crawl_jobs (created_at);
     CREATE INDEX crawl_jobs_unfinished ON crawl_jobs (status) WHERE status IN ('queued', 'running');
     """,
+    # page kinds (content, index, changelog) and section anchors; chunks repeat their page's kind for filters
+    """
+    ALTER TABLE pages ADD COLUMN kind text NOT NULL DEFAULT 'content';
+    ALTER TABLE crawled_pages ADD COLUMN anchor text NOT NULL DEFAULT '';
+    ALTER TABLE crawled_pages ADD COLUMN kind text NOT NULL DEFAULT 'content';
+    """,
 ]
 
 

@@ -29,7 +29,7 @@ class SearchTable:
 
 CHUNKS = SearchTable(
     name="crawled_pages",
-    columns="c.id, c.url, c.source_id, c.title, c.headings, c.chunk_number, c.content",
+    columns="c.id, c.url, c.source_id, c.title, c.headings, c.chunk_number, c.content, c.anchor, c.kind",
     # body 1 : title 2 : headings 3, the SQLite store's bm25 column weights
     weights="{0.3333, 0, 0.6667, 1.0}",
     source_rows="SELECT coalesce(sum(chunk_count), 0) FROM pages WHERE source_id = %(source)s",
@@ -47,17 +47,24 @@ CODE = SearchTable(
 _ESTIMATE_ABOVE = 10_000
 
 
-def vector_sql(table: SearchTable, filtered: bool) -> str:
-    """Parameters: %(query)s (the vector), %(limit)s, and %(source)s when filtered."""
+def vector_sql(table: SearchTable, filtered: bool, kinds: bool = False) -> str:
+    """Parameters: %(query)s (the vector), %(limit)s, %(source)s when filtered, %(kinds)s (a text[]) with kinds.
+
+    A kind filter alone stays on the HNSW index (kinds are few and broad, unlike sources): its rows are filtered
+    from the index scan, as pgvector does for any WHERE clause.
+    """
+    kind_clause = "kind = ANY(%(kinds)s)" if kinds else ""
     if not filtered:
         # ORDER BY the bare distance expression, so the planner can use the HNSW index.
+        where = f"WHERE c.{kind_clause}" if kinds else ""
         return f"""
             SELECT {table.columns}, 1 - (c.embedding <=> %(query)s) AS similarity
-            FROM {table.name} c ORDER BY c.embedding <=> %(query)s LIMIT %(limit)s
+            FROM {table.name} c {where} ORDER BY c.embedding <=> %(query)s LIMIT %(limit)s
         """
+    also = f"AND {kind_clause}" if kinds else ""
     return f"""
         WITH candidates AS MATERIALIZED (
-            SELECT id, embedding <=> %(query)s AS distance FROM {table.name} WHERE source_id = %(source)s
+            SELECT id, embedding <=> %(query)s AS distance FROM {table.name} WHERE source_id = %(source)s {also}
         ), top AS (
             SELECT id, distance FROM candidates ORDER BY distance, id LIMIT %(limit)s
         )
@@ -66,9 +73,12 @@ def vector_sql(table: SearchTable, filtered: bool) -> str:
     """
 
 
-def keyword_sql(table: SearchTable, filtered: bool) -> str:
-    """Parameters: %(terms)s (tsquery texts, one per term), %(query)s (their OR), %(limit)s, [%(source)s]."""
+def keyword_sql(table: SearchTable, filtered: bool, kinds: bool = False) -> str:
+    """Parameters: %(terms)s (tsquery texts, one per term), %(query)s (their OR), %(limit)s, [%(source)s],
+    [%(kinds)s]."""
     source_clause = "AND c.source_id = %(source)s" if filtered else ""
+    if kinds:
+        source_clause += " AND c.kind = ANY(%(kinds)s)"
     total_rows = (
         table.source_rows
         if filtered

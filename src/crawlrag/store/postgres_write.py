@@ -13,9 +13,11 @@ from crawlrag.store.base import PageWrite
 
 _CHUNK_COPY = (
     "COPY crawled_pages (page_id, source_id, url, chunk_number, title, headings, content, content_hash,"
-    " embed_hash, embedding_model, char_count, word_count, metadata, embedding) FROM STDIN (FORMAT BINARY)"
+    " embed_hash, embedding_model, char_count, word_count, metadata, anchor, kind, embedding)"
+    " FROM STDIN (FORMAT BINARY)"
 )
-_CHUNK_TYPES = ["int8", "text", "text", "int4", "text", "text", "text", "text", "text", "text", "int4", "int4", "jsonb"]
+_CHUNK_TYPES = ["int8", "text", "text", "int4", "text", "text", "text", "text", "text", "text", "int4", "int4", "jsonb",
+                "text", "text"]  # fmt: skip
 _CODE_COPY = (
     "COPY code_examples (page_id, source_id, url, chunk_number, language, content, summary, context_before,"
     " context_after, headings, metadata, embedding) FROM STDIN (FORMAT BINARY)"
@@ -24,13 +26,13 @@ _CODE_TYPES = ["int8", "text", "text", "int4", "text", "text", "text", "text", "
 
 _UPSERT_PAGE = """
     INSERT INTO pages (url, source_id, title, markdown, content_hash, word_count, chunk_count, etag,
-                       last_modified, crawled_at)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+                       last_modified, kind, crawled_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
     ON CONFLICT (url) DO UPDATE SET
         source_id = EXCLUDED.source_id, title = EXCLUDED.title, markdown = EXCLUDED.markdown,
         content_hash = EXCLUDED.content_hash, word_count = EXCLUDED.word_count,
         chunk_count = EXCLUDED.chunk_count, etag = EXCLUDED.etag,
-        last_modified = EXCLUDED.last_modified, crawled_at = EXCLUDED.crawled_at
+        last_modified = EXCLUDED.last_modified, kind = EXCLUDED.kind, crawled_at = EXCLUDED.crawled_at
     RETURNING id
 """
 
@@ -54,7 +56,9 @@ def check_lengths(write: PageWrite) -> np.ndarray:
     return code_vectors
 
 
-def _chunk_row(page_id: int, source_id: str, url: str, model: str, chunk: Chunk, embed_hash: str) -> list[Any]:
+def _chunk_row(
+    page_id: int, source_id: str, url: str, model: str, chunk: Chunk, embed_hash: str, kind: str
+) -> list[Any]:
     # Upstream's crawled_pages.metadata keys, for tools written against that schema.
     metadata = {
         "url": url,
@@ -66,7 +70,7 @@ def _chunk_row(page_id: int, source_id: str, url: str, model: str, chunk: Chunk,
     }
     title, headings, content = (clean(text) for text in (chunk.title, chunk.headings, chunk.content))
     return [page_id, source_id, url, chunk.chunk_index, title, headings, content, chunk.content_hash, embed_hash,
-            model, chunk.char_count, chunk.word_count, Jsonb(metadata)]  # fmt: skip
+            model, chunk.char_count, chunk.word_count, Jsonb(metadata), clean(chunk.anchor), kind]  # fmt: skip
 
 
 def _code_row(page_id: int, source_id: str, url: str, example: CodeExample) -> list[Any]:
@@ -97,7 +101,7 @@ def write_page(conn: psycopg.Connection[Any], write: PageWrite, vector_oid: int)
     page_row = conn.execute(
         _UPSERT_PAGE,
         (url, source_id, clean(page.title), clean(page.markdown), page.content_hash, page.word_count,
-         len(write.chunks), clean_opt(page.etag), clean_opt(page.last_modified)),
+         len(write.chunks), clean_opt(page.etag), clean_opt(page.last_modified), page.kind),
     ).fetchone()  # fmt: skip
     assert page_row is not None
     page_id = int(page_row[0])
@@ -112,7 +116,8 @@ def write_page(conn: psycopg.Connection[Any], write: PageWrite, vector_oid: int)
             with cur.copy(_CHUNK_COPY) as copy:
                 copy.set_types([*_CHUNK_TYPES, vector_oid])  # the vector type's oid differs per database
                 for chunk, vector, embed_hash in zip(write.chunks, write.embeddings, write.embed_hashes, strict=True):
-                    copy.write_row([*_chunk_row(page_id, source_id, url, model, chunk, embed_hash), vector])
+                    row = _chunk_row(page_id, source_id, url, model, chunk, embed_hash, page.kind)
+                    copy.write_row([*row, vector])
         if write.code_examples:
             with cur.copy(_CODE_COPY) as copy:
                 copy.set_types([*_CODE_TYPES, vector_oid])

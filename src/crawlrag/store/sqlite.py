@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -30,10 +30,15 @@ from crawlrag.store.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
 
-_CHUNK_COLUMNS = "c.id, c.url, c.source_id, c.title, c.headings, c.chunk_index, c.content"
+_CHUNK_COLUMNS = "c.id, c.url, c.source_id, c.title, c.headings, c.chunk_index, c.content, c.anchor, c.kind"
 _CODE_COLUMNS = "e.id, e.url, e.source_id, e.language, e.code, e.summary, e.headings"
 # SQLite's busy handler does not cover every SQLITE_BUSY (e.g. while another connection recovers the WAL), so
 # taking the write lock is retried a few times with backoff before the error reaches the user.
+
+
+def _chunk_hit(row: tuple[Any, ...]) -> SearchHit:
+    """A hit from the first columns of a row selected with _CHUNK_COLUMNS."""
+    return SearchHit(*row[:7], anchor=row[7], kind=row[8])
 
 
 def _ts(value: str | None) -> datetime | None:
@@ -97,15 +102,18 @@ class SQLiteStore:
             version = conn.execute("PRAGMA data_version").fetchone()[0]
             if version == self._data_version:
                 return
-            for table, index in (("chunks", self._chunk_index), ("code_examples", self._code_index)):
+            for table, index, kind in (
+                ("chunks", self._chunk_index, "kind"),
+                ("code_examples", self._code_index, "'content'"),
+            ):
                 stored = np.array([row[0] for row in conn.execute(f"SELECT id FROM {table}")], dtype=np.int64)
                 index.remove(np.setdiff1d(index.ids(), stored))
                 rows = conn.execute(
-                    f"SELECT id, source_id, embedding FROM {table} WHERE id > ? ORDER BY id", (index.max_id,)
+                    f"SELECT id, source_id, embedding, {kind} FROM {table} WHERE id > ? ORDER BY id", (index.max_id,)
                 ).fetchall()
                 if rows:
                     vectors = np.stack([np.frombuffer(row[2], dtype=np.float32) for row in rows])
-                    index.add([row[0] for row in rows], vectors, [row[1] for row in rows])
+                    index.add([row[0] for row in rows], vectors, [row[1] for row in rows], [row[3] for row in rows])
             self._data_version = version
 
     # --- sources ------------------------------------------------------------------------------------------------
@@ -203,13 +211,13 @@ class SQLiteStore:
     def get_page(self, url: str) -> StoredPage | None:
         with self._read() as conn:
             row = conn.execute(
-                "SELECT url, source_id, title, content_hash, chunk_count, etag, last_modified, crawled_at"
+                "SELECT url, source_id, title, content_hash, chunk_count, etag, last_modified, crawled_at, kind"
                 " FROM pages WHERE url = ?",
                 (url,),
             ).fetchone()
         if row is None:
             return None
-        return StoredPage(*row[:7], crawled_at=datetime.fromisoformat(row[7]))
+        return StoredPage(*row[:7], crawled_at=datetime.fromisoformat(row[7]), kind=row[8])
 
     def page_markdown(self, url: str) -> str | None:
         with self._read() as conn:
@@ -235,7 +243,12 @@ class SQLiteStore:
         # The matrices change only after the commit, so a failed write leaves search exactly as it was.
         self._chunk_index.remove(written.old_chunk_ids)
         self._code_index.remove(written.old_code_ids)
-        self._chunk_index.add(written.chunk_ids, write.embeddings, [page.source_id] * len(written.chunk_ids))
+        self._chunk_index.add(
+            written.chunk_ids,
+            write.embeddings,
+            [page.source_id] * len(written.chunk_ids),
+            [page.kind] * len(written.chunk_ids),
+        )
         if written.code_ids:
             self._code_index.add(written.code_ids, code_vectors, [page.source_id] * len(written.code_ids))
 
@@ -267,18 +280,29 @@ class SQLiteStore:
             return {row[0]: row for row in rows}
 
     def _nearest(
-        self, index: VectorIndex, table: str, columns: str, query: np.ndarray, limit: int, source_id: str | None
+        self,
+        index: VectorIndex,
+        table: str,
+        columns: str,
+        query: np.ndarray,
+        limit: int,
+        source_id: str | None,
+        kinds: Collection[str] | None = None,
     ) -> list[tuple[tuple[Any, ...], float]]:
         """Rows of the nearest vectors with their similarity; a row deleted meanwhile is left out."""
         self._sync_indexes()
-        ranked = index.search(query, limit, source_id)
+        ranked = index.search(query, limit, source_id, kinds)
         rows = self._rows_by_id(table, columns, [row_id for row_id, _ in ranked])
         return [(rows[row_id], similarity) for row_id, similarity in ranked if row_id in rows]
 
-    def vector_search(self, query: np.ndarray, limit: int, source_id: str | None = None) -> list[SearchHit]:
+    def vector_search(
+        self, query: np.ndarray, limit: int, source_id: str | None = None, kinds: Collection[str] | None = None
+    ) -> list[SearchHit]:
         hits = []
-        for row, similarity in self._nearest(self._chunk_index, "chunks c", _CHUNK_COLUMNS, query, limit, source_id):
-            hit = SearchHit(*row)
+        for row, similarity in self._nearest(
+            self._chunk_index, "chunks c", _CHUNK_COLUMNS, query, limit, source_id, kinds
+        ):
+            hit = _chunk_hit(row)
             hit.score = hit.similarity = similarity
             hits.append(hit)
         return hits
@@ -294,15 +318,26 @@ class SQLiteStore:
         return hits
 
     def _fts(
-        self, table: str, alias: str, columns: str, query: str, limit: int, source_id: str | None, weights: str
+        self,
+        table: str,
+        alias: str,
+        columns: str,
+        query: str,
+        limit: int,
+        source_id: str | None,
+        weights: str,
+        kinds: Collection[str] | None = None,
     ) -> list[tuple[Any, ...]]:
         match = fts5_match(query)
-        if match is None or limit <= 0:
+        if match is None or limit <= 0 or (kinds is not None and not kinds):
             return []
         source_clause = f"AND {alias}.source_id = ?" if source_id is not None else ""
         params: list[Any] = [match]
         if source_id is not None:
             params.append(source_id)
+        if kinds is not None:
+            source_clause += f" AND {alias}.kind IN ({','.join('?' * len(kinds))})"
+            params.extend(kinds)
         params.append(limit)
         base = "chunks" if table == "chunks_fts" else "code_examples"
         sql = (
@@ -313,13 +348,15 @@ class SQLiteStore:
         with self._read() as conn:
             return conn.execute(sql, params).fetchall()
 
-    def keyword_search(self, query: str, limit: int, source_id: str | None = None) -> list[SearchHit]:
+    def keyword_search(
+        self, query: str, limit: int, source_id: str | None = None, kinds: Collection[str] | None = None
+    ) -> list[SearchHit]:
         # Headings and titles name what a chunk is about, so a match there counts more than one in the body.
-        rows = self._fts("chunks_fts", "c", _CHUNK_COLUMNS, query, limit, source_id, "1.0, 3.0, 2.0")
+        rows = self._fts("chunks_fts", "c", _CHUNK_COLUMNS, query, limit, source_id, "1.0, 3.0, 2.0", kinds)
         hits = []
         for row in rows:
-            hit = SearchHit(*row[:7])
-            hit.score = hit.keyword_score = float(row[7])
+            hit = _chunk_hit(row)
+            hit.score = hit.keyword_score = float(row[9])
             hits.append(hit)
         return hits
 

@@ -18,9 +18,9 @@ from crawlrag.store.sqlite_write import blob
 _MOVED = {
     "chunks": (
         "page_id, source_id, url, chunk_index, title, headings, content, content_hash, embed_hash, embedding_model,"
-        " char_count, word_count, embedding",
+        " char_count, word_count, embedding, anchor, kind",
         "t.page_id, t.source_id, t.url, t.chunk_index, t.title, t.headings, t.content, t.content_hash, r.embed_hash,"
-        " :model, t.char_count, t.word_count, r.embedding",
+        " :model, t.char_count, t.word_count, r.embedding, t.anchor, t.kind",
     ),
     "code_examples": (
         "page_id, source_id, url, chunk_index, language, code, summary, context_before, context_after, headings,"

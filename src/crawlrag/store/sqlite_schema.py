@@ -99,6 +99,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX jobs_created ON jobs(created_at);
     """,
+    # page kinds (content, index, changelog) and section anchors; chunks repeat their page's kind for filters
+    """
+    ALTER TABLE pages ADD COLUMN kind TEXT NOT NULL DEFAULT 'content';
+    ALTER TABLE chunks ADD COLUMN anchor TEXT NOT NULL DEFAULT '';
+    ALTER TABLE chunks ADD COLUMN kind TEXT NOT NULL DEFAULT 'content';
+    """,
 ]
 
 

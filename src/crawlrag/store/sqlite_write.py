@@ -37,7 +37,7 @@ def replace_page(conn: sqlite3.Connection, write: PageWrite, model_name: str) ->
         conn.execute("DELETE FROM pages WHERE id = ?", (old[0],))
     page_id = conn.execute(
         "INSERT INTO pages (url, source_id, title, markdown, content_hash, word_count, chunk_count, etag,"
-        " last_modified, crawled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " last_modified, crawled_at, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             page.url,
             page.source_id,
@@ -49,13 +49,14 @@ def replace_page(conn: sqlite3.Connection, write: PageWrite, model_name: str) ->
             page.etag,
             page.last_modified,
             utcnow().isoformat(),
+            page.kind,
         ),
     ).lastrowid
     chunk_ids = [
         conn.execute(
             "INSERT INTO chunks (page_id, source_id, url, chunk_index, title, headings, content, content_hash,"
-            " embed_hash, embedding_model, char_count, word_count, embedding)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " embed_hash, embedding_model, char_count, word_count, embedding, anchor, kind)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 page_id,
                 page.source_id,
@@ -70,6 +71,8 @@ def replace_page(conn: sqlite3.Connection, write: PageWrite, model_name: str) ->
                 chunk.char_count,
                 chunk.word_count,
                 blob(vector),
+                chunk.anchor,
+                page.kind,
             ),
         ).lastrowid
         for chunk, vector, embed_hash in zip(write.chunks, write.embeddings, write.embed_hashes, strict=True)

@@ -7,22 +7,25 @@ more accurate than an approximate index at the sizes one SQLite file holds.
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 
 import numpy as np
 
 
 class VectorIndex:
-    """Rows of unit vectors keyed by integer id, with a per-row source for exact filtered search."""
+    """Rows of unit vectors keyed by integer id, with a per-row source and kind for exact filtered search."""
 
     def __init__(self, dimension: int | None = None) -> None:
         self._dim = dimension
         self._matrix = np.zeros((0, dimension or 0), dtype=np.float32)
         self._ids = np.zeros(0, dtype=np.int64)
         self._sources = np.zeros(0, dtype=np.int32)
+        self._kinds = np.zeros(0, dtype=np.int16)
         self._live = np.zeros(0, dtype=bool)
         self._size = 0
         self._row_of: dict[int, int] = {}
         self._source_codes: dict[str, int] = {}
+        self._kind_codes: dict[str, int] = {}
         self._lock = threading.RLock()
 
     def __len__(self) -> int:
@@ -48,17 +51,20 @@ class VectorIndex:
         matrix = np.zeros((capacity, dim), dtype=np.float32)
         matrix[: self._size] = self._matrix[: self._size]
         self._matrix = matrix
-        for name, dtype in (("_ids", np.int64), ("_sources", np.int32), ("_live", bool)):
+        for name, dtype in (("_ids", np.int64), ("_sources", np.int32), ("_kinds", np.int16), ("_live", bool)):
             grown = np.zeros(capacity, dtype=dtype)
             grown[: self._size] = getattr(self, name)[: self._size]
             setattr(self, name, grown)
 
-    def add(self, ids: np.ndarray | list[int], vectors: np.ndarray, source_ids: list[str]) -> None:
+    def add(
+        self, ids: np.ndarray | list[int], vectors: np.ndarray, source_ids: list[str], kinds: list[str] | None = None
+    ) -> None:
         vectors = np.asarray(vectors, dtype=np.float32)
         if len(ids) == 0:
             return
-        if vectors.ndim != 2 or len(vectors) != len(ids) or len(source_ids) != len(ids):
-            raise ValueError("ids, vectors and source_ids must have the same length")
+        kinds = kinds if kinds is not None else ["content"] * len(ids)
+        if vectors.ndim != 2 or len(vectors) != len(ids) or len(source_ids) != len(ids) or len(kinds) != len(ids):
+            raise ValueError("ids, vectors, source_ids and kinds must have the same length")
         with self._lock:
             if self._dim is None:
                 self._dim = vectors.shape[1]
@@ -71,6 +77,7 @@ class VectorIndex:
             self._matrix[start:end] = vectors
             self._ids[start:end] = ids
             self._sources[start:end] = [self._code(s) for s in source_ids]
+            self._kinds[start:end] = [self._kind_codes.setdefault(kind, len(self._kind_codes)) for kind in kinds]
             self._live[start:end] = True
             for offset, chunk_id in enumerate(ids):
                 self._row_of[int(chunk_id)] = start + offset
@@ -92,13 +99,16 @@ class VectorIndex:
         self._matrix[:count] = self._matrix[: self._size][keep]
         self._ids[:count] = self._ids[: self._size][keep]
         self._sources[:count] = self._sources[: self._size][keep]
+        self._kinds[:count] = self._kinds[: self._size][keep]
         self._live[:count] = True
         self._live[count : self._size] = False
         self._size = count
         self._row_of = {int(chunk_id): row for row, chunk_id in enumerate(self._ids[:count])}
 
-    def search(self, query: np.ndarray, limit: int, source_id: str | None = None) -> list[tuple[int, float]]:
-        """Top `limit` (id, cosine similarity) pairs; exact, so a source filter never loses results."""
+    def search(
+        self, query: np.ndarray, limit: int, source_id: str | None = None, kinds: Collection[str] | None = None
+    ) -> list[tuple[int, float]]:
+        """Top `limit` (id, cosine similarity) pairs; exact, so a source or kind filter never loses results."""
         with self._lock:
             if not self._row_of or limit <= 0:
                 return []
@@ -108,6 +118,9 @@ class VectorIndex:
             mask = ~self._live[: self._size]
             if source_id is not None:
                 mask |= self._sources[: self._size] != self._source_codes[source_id]
+            if kinds is not None:
+                codes = [self._kind_codes[kind] for kind in kinds if kind in self._kind_codes]
+                mask |= ~np.isin(self._kinds[: self._size], codes)
             scores[mask] = -np.inf
             limit = min(limit, len(scores))
             top = np.argpartition(-scores, limit - 1)[:limit]
