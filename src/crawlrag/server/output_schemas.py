@@ -68,7 +68,12 @@ _SCORES: dict[str, Schema] = {
     "score": {"type": "number"},
 }
 _RESULT_COMMON: dict[str, Schema] = {"tokens": INT}
-_RESULT_OPTIONAL: dict[str, Schema] = {"rerank_score": NUMBER_OR_NULL, "section_url": TEXT, "anchor": TEXT_OR_NULL}
+_RESULT_OPTIONAL: dict[str, Schema] = {
+    "rerank_score": NUMBER_OR_NULL,
+    "section_url": TEXT,
+    "anchor": TEXT_OR_NULL,
+    "kind": {"type": "string", "enum": ["content", "index", "changelog"]},
+}
 
 CHUNK_RESULT = closed(
     {

@@ -33,8 +33,8 @@ def _scores(hit: SearchHit | CodeHit, reranked: bool) -> dict[str, Any]:
 
 
 def _section_fields(hit: Any) -> dict[str, Any]:
-    # Chunks carry a section URL and anchor once the store records them.
-    return {key: getattr(hit, key) for key in ("section_url", "anchor") if getattr(hit, key, None) is not None}
+    # Text chunks carry their section and page kind; code examples have neither.
+    return {key: getattr(hit, key) for key in ("section_url", "anchor", "kind") if getattr(hit, key, None) is not None}
 
 
 def _chunk(passage: Passage, reranked: bool) -> dict[str, Any]:
