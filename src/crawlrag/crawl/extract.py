@@ -20,6 +20,7 @@ from crawl4ai.markdown_generation_strategy import DefaultMarkdownGenerator
 
 from crawlrag.crawl.urls import try_normalize_url
 
+EXTRACTION_VERSION = 1  # bump when extraction changes what stored pages hold: their index fingerprint changes
 # Removed from the chosen content element: site chrome that themes put inside <main> too.
 _CHROME_IN_CONTENT = "nav, [role=navigation], footer, script, style, noscript, template, [role=search]"
 # Removed as well when there is no content element and <body> is used.

@@ -9,14 +9,22 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from crawlrag.models import CrawlJob, JobStatus
-from crawlrag.server.arguments import CrawlSpec, check_int, check_job_id
-from crawlrag.server.jobs import Job, ProgressReporter
+from crawlrag.pipeline.jobs import Job, ProgressReporter
+from crawlrag.pipeline.options import CrawlOptions
+from crawlrag.server.arguments import check_int, check_job_id
 from crawlrag.server.runtime import ServerRuntime
 from crawlrag.server.toolkit import CRAWLS, JOB_CONTROL, READ_ONLY, ToolResult, add_tool, fail, ok
 
 Url = Annotated[str, Field(description="Start URL, http:// or https://")]
-MaxDepth = Annotated[int, Field(description="Link depth to follow from the start page, 0 to 50 (0: this page only)")]
-MaxConcurrent = Annotated[int, Field(description="Pages fetched at once, 1 to 100, capped at MAX_CONCURRENT")]
+MaxDepth = Annotated[
+    int | None, Field(description="Link depth to follow from the start page, 0 to 50 (0: this page only; default MAX_DEPTH)")
+]
+MaxConcurrent = Annotated[
+    int | None, Field(description="Pages fetched at once, 1 to 100 (default and cap: MAX_CONCURRENT)")
+]
+Force = Annotated[
+    bool, Field(description="Re-process every page, even unchanged ones indexed with the current settings")
+]
 ChunkSize = Annotated[
     int | None, Field(description="Characters per chunk for this crawl, 200 to 20000 (default: CHUNK_SIZE)")
 ]
@@ -94,29 +102,31 @@ def register_crawl_tools(mcp: MCPServer[Any], runtime: ServerRuntime) -> None:
         Waits up to CRAWL_WAIT_SECONDS; if the page is not stored by then, returns a job_id and status
         "running" to follow with get_crawl_status.
         """
-        spec = CrawlSpec.from_arguments(runtime.settings, url=url, max_depth=0, max_pages=1, kind="single")
-        return await wait_and_answer(ctx, await runtime.jobs.submit(spec))
+        options = CrawlOptions.build(runtime.settings, url=url, max_depth=0, max_pages=1, kind="single")
+        return await wait_and_answer(ctx, await runtime.jobs.submit(options))
 
     @add_tool(mcp, runtime, title="Crawl a site", annotations=CRAWLS)
     async def smart_crawl_url(
         ctx: Context,
         url: Url,
-        max_depth: MaxDepth = 3,
-        max_concurrent: MaxConcurrent = 10,
+        max_depth: MaxDepth = None,
+        max_concurrent: MaxConcurrent = None,
         chunk_size: ChunkSize = None,
         max_pages: MaxPages = None,
         include: Include = None,
         exclude: Exclude = None,
+        force: Force = False,
     ) -> ToolResult:
         """Crawl a documentation site and store its pages for perform_rag_query.
 
         The URL may be a page (links on the same site are followed to max_depth), a sitemap.xml (its pages are
-        crawled) or an llms.txt / text file. Pages already stored and unchanged are recognised and skipped.
+        crawled) or an llms.txt / text file. Pages already stored and unchanged are recognised and skipped, unless
+        the index settings (chunk size, code examples, contextual embeddings, model) changed or force is true.
 
         Waits up to CRAWL_WAIT_SECONDS (sending progress notifications when the client asks for them); a crawl
         still running then continues in the background and the result has its job_id and status "running".
         """
-        spec = CrawlSpec.from_arguments(
+        options = CrawlOptions.build(
             runtime.settings,
             url=url,
             max_depth=max_depth,
@@ -125,8 +135,9 @@ def register_crawl_tools(mcp: MCPServer[Any], runtime: ServerRuntime) -> None:
             include=include,
             exclude=exclude,
             chunk_size=chunk_size,
+            force=force,
         )
-        return await wait_and_answer(ctx, await runtime.jobs.submit(spec))
+        return await wait_and_answer(ctx, await runtime.jobs.submit(options))
 
     @add_tool(mcp, runtime, title="Crawl job status", annotations=READ_ONLY)
     async def get_crawl_status(job_id: JobId) -> ToolResult:

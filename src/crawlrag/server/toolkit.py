@@ -22,7 +22,7 @@ from crawlrag.crawl import CrawlInputError
 from crawlrag.embeddings import EmbeddingError
 from crawlrag.search import SearchInputError
 from crawlrag.server.arguments import ArgumentError
-from crawlrag.server.jobs import JobError
+from crawlrag.pipeline.jobs import JobError
 from crawlrag.server.runtime import NotStartedError, ServerRuntime
 from crawlrag.store import StoreError
 

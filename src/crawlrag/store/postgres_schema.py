@@ -135,6 +135,13 @@ MIGRATIONS: list[str] = [
     CREATE INDEX crawl_jobs_created_at ON crawl_jobs (created_at);
     CREATE INDEX crawl_jobs_unfinished ON crawl_jobs (status) WHERE status IN ('queued', 'running');
     """,
+    # pipeline: the index settings each page was processed with, and who ran a job when
+    """
+    ALTER TABLE pages ADD COLUMN index_fingerprint text;
+    ALTER TABLE crawl_jobs ADD COLUMN worker text;
+    ALTER TABLE crawl_jobs ADD COLUMN started_at timestamptz;
+    ALTER TABLE crawl_jobs ADD COLUMN finished_at timestamptz;
+    """,
 ]
 
 

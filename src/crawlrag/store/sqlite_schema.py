@@ -99,6 +99,13 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX jobs_created ON jobs(created_at);
     """,
+    # pipeline: the index settings each page was processed with, and who ran a job when
+    """
+    ALTER TABLE pages ADD COLUMN index_fingerprint TEXT;
+    ALTER TABLE jobs ADD COLUMN worker TEXT;
+    ALTER TABLE jobs ADD COLUMN started_at TEXT;
+    ALTER TABLE jobs ADD COLUMN finished_at TEXT;
+    """,
 ]
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from crawlrag.config import Settings
 from crawlrag.embeddings import Embedder
-from crawlrag.indexer import EMBED_BATCH_CHUNKS, embedding_text
+from crawlrag.pipeline.indexer import EMBED_BATCH_CHUNKS, embedding_text
 from crawlrag.llm import Enricher
 from crawlrag.models import Chunk, content_hash
 from crawlrag.store import Store, StoreError
