@@ -25,7 +25,7 @@ from _common import bench_settings, index_site, serve_directory
 from eval_retrieval import evaluate, load_queries
 
 from crawlrag.context import AppContext
-from crawlrag.indexer import IndexReport
+from crawlrag.pipeline.indexer import IndexReport
 
 DOCS = Path("/usr/share/doc/python3.11/html")
 

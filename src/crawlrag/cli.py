@@ -137,9 +137,7 @@ async def _crawl(context: AppContext, options: CrawlOptions, quiet: bool) -> Job
     ) as bar:
         async with Crawler(settings) as crawler:
             await crawler.check(options.url)  # a refused URL is an input error, not a job
-            manager = JobManager(
-                settings, context.store, context.embedder, crawler, _ProgressBar(bar), max_running=1
-            )
+            manager = JobManager(settings, context.store, context.embedder, crawler, _ProgressBar(bar), max_running=1)
             async with manager as jobs, anyio.create_task_group() as tasks:
                 job = await jobs.submit(options)
                 tasks.start_soon(_stop_on_signal, jobs, job)

@@ -15,7 +15,7 @@ from crawlrag.cli import app
 from crawlrag.config import load_settings
 from crawlrag.context import AppContext
 from crawlrag.crawl import Crawler, CrawlRequest
-from crawlrag.indexer import Indexer
+from crawlrag.pipeline.indexer import Indexer
 from crawlrag.rerank import RemoteReranker
 
 

@@ -16,7 +16,6 @@ docs/security.md for what remains.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import platformdirs
 from crawl4ai import BrowserConfig, CacheMode, CrawlerRunConfig
 from crawl4ai.async_crawler_strategy import AsyncPlaywrightCrawlerStrategy
@@ -136,8 +136,8 @@ class BrowserRenderer:
         self._settings = settings
         self._http = http
         self._owned_http: HttpClient | None = None
-        self._lock = asyncio.Lock()
-        self._pages = asyncio.Semaphore(min(_MAX_PARALLEL_PAGES, settings.max_concurrent))
+        self._lock = anyio.Lock()
+        self._pages = anyio.Semaphore(min(_MAX_PARALLEL_PAGES, settings.max_concurrent))
         self._process: subprocess.Popen[bytes] | None = None
         self._profile: Path | None = None
         self._strategy: AsyncPlaywrightCrawlerStrategy | None = None
@@ -171,11 +171,13 @@ class BrowserRenderer:
         strategy, self._strategy = self._strategy, None
         if strategy is not None:
             try:
-                await asyncio.wait_for(strategy.close(), timeout=10)
+                with anyio.fail_after(10):
+                    await strategy.close()
             except Exception as exc:  # the process is killed below either way
                 log.debug("closing the crawl4ai browser strategy failed: %s", exc)
         if self._finalizer is not None:
-            await asyncio.to_thread(self._finalizer)
+            with anyio.CancelScope(shield=True):  # the browser process is killed even when closing is cancelled
+                await anyio.to_thread.run_sync(self._finalizer)
             self._finalizer = None
         self._process = None
         self._profile = None
@@ -298,7 +300,7 @@ class BrowserRenderer:
                 lines = port_file.read_text().splitlines()
                 if lines and lines[0].strip().isdigit():
                     return f"http://127.0.0.1:{lines[0].strip()}"
-            await asyncio.sleep(0.05)
+            await anyio.sleep(0.05)
         tail = _tail(stderr_path)
         await self.close()
         status = "exited" if process.poll() is not None else f"did not start within {_STARTUP_SECONDS:g}s"

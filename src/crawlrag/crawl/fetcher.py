@@ -9,10 +9,11 @@ for a page that loaded fine but is empty without JavaScript.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Literal
+
+import anyio
 
 from crawlrag.config import Settings
 from crawlrag.crawl.browser import BrowserRenderer, BrowserUnavailableError
@@ -87,9 +88,11 @@ class Fetcher:
         if kind is None:
             shown = response.content_type or "unknown"
             return FetchOutcome(url, final, PageSkipped(url, f"unsupported content type: {shown}"))
-        text = decode_html(response.body, response.charset)
+        # Bodies are up to MAX_RESPONSE_BYTES: decoding and text extraction run off the event loop.
+        text = await anyio.to_thread.run_sync(decode_html, response.body, response.charset)
         if kind == "text":
-            extracted, rendered, note = extract_text(text, final), False, ""
+            extracted = await anyio.to_thread.run_sync(extract_text, text, final, abandon_on_cancel=True)
+            rendered, note = False, ""
         else:
             try:
                 extracted, rendered, note = await self._convert_html(text, final)
@@ -110,7 +113,7 @@ class Fetcher:
         return FetchOutcome(url, final, document, extracted.links)
 
     async def _convert_html(self, html: str, url: str) -> tuple[Extracted, bool, str]:
-        extracted = await asyncio.to_thread(extract_html, html, url)
+        extracted = await anyio.to_thread.run_sync(extract_html, html, url, abandon_on_cancel=True)
         mode = self._settings.browser
         if mode == "never" or (mode == "auto" and not needs_rendering(html, extracted.markdown)):
             return extracted, False, ""
@@ -121,7 +124,7 @@ class Fetcher:
         except Exception as exc:  # navigation errors, timeouts, a crashed renderer
             log.info("rendering %s in the browser failed: %s", url, exc)
             return extracted, False, f" (browser rendering failed: {exc})"
-        rendered = await asyncio.to_thread(extract_html, page.html, url)
+        rendered = await anyio.to_thread.run_sync(extract_html, page.html, url, abandon_on_cancel=True)
         if not rendered.markdown.strip() and extracted.markdown.strip():
             return extracted, False, ""
         links = tuple(dict.fromkeys((*rendered.links, *extracted.links)))

@@ -382,4 +382,3 @@ class Indexer:
 def _root_rank(url: str) -> tuple[int, int, str]:
     path = urlsplit(url).path.rstrip("/")
     return (path.count("/"), len(url), url)
-

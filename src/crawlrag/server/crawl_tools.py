@@ -17,7 +17,8 @@ from crawlrag.server.toolkit import CRAWLS, JOB_CONTROL, READ_ONLY, ToolResult, 
 
 Url = Annotated[str, Field(description="Start URL, http:// or https://")]
 MaxDepth = Annotated[
-    int | None, Field(description="Link depth to follow from the start page, 0 to 50 (0: this page only; default MAX_DEPTH)")
+    int | None,
+    Field(description="Link depth to follow from the start page, 0 to 50 (0: this page only; default MAX_DEPTH)"),
 ]
 MaxConcurrent = Annotated[
     int | None, Field(description="Pages fetched at once, 1 to 100 (default and cap: MAX_CONCURRENT)")

@@ -20,9 +20,9 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 
 from crawlrag.crawl import CrawlInputError
 from crawlrag.embeddings import EmbeddingError
+from crawlrag.pipeline.jobs import JobError
 from crawlrag.search import SearchInputError
 from crawlrag.server.arguments import ArgumentError
-from crawlrag.pipeline.jobs import JobError
 from crawlrag.server.runtime import NotStartedError, ServerRuntime
 from crawlrag.store import StoreError
 
