@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, cast
 
 import anyio
@@ -147,7 +150,8 @@ async def _crawl(context: AppContext, options: CrawlOptions, quiet: bool) -> Job
 
 
 def _job_summary(job: Job) -> dict[str, Any]:
-    return _job_view(job.record) | ({"report": job.report.to_dict()} if job.report is not None else {})
+    """The report's fields (as before crawls were jobs) and the job record under "job"."""
+    return (job.report.to_dict() if job.report is not None else {}) | {"job": _job_view(job.record)}
 
 
 @app.command()
@@ -184,6 +188,9 @@ def crawl(
         except (CrawlInputError, StoreError) as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
+    # The interpreter's final garbage collection walks every object the model libraries made: seconds on a busy
+    # machine, after the work is done. Exempt them, so the command (and Ctrl-C) ends when the crawl does.
+    gc.freeze()
     record, report = job.record, job.report
     if json_output:
         _print_json(_job_summary(job))
@@ -194,12 +201,22 @@ def crawl(
             f"[yellow]stopped[/yellow] ({record.error}): {record.pages_done} pages handled, {record.chunks_stored} "
             f"chunks stored; what was stored stays searchable (job {record.job_id})"
         )
+        _exit_now_if_command(EXIT_INTERRUPTED)
         raise typer.Exit(EXIT_INTERRUPTED)
     if record.status is not JobStatus.COMPLETED:
         err.print(f"[red]error:[/red] crawl {record.status.value}: {record.error or 'no reason recorded'}")
         raise typer.Exit(1)
     if report is not None and report.progress.stored + report.progress.unchanged == 0:
         raise typer.Exit(1)
+
+
+def _exit_now_if_command(code: int) -> None:
+    """End the `crawlrag` process at once: a worker thread abandoned by the stop (an embedding batch in flight)
+    would otherwise keep it alive until that batch is done. Everything was stored and printed already."""
+    if Path(sys.argv[0]).name == "crawlrag":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _job_view(record: CrawlJob) -> dict[str, Any]:

@@ -25,9 +25,16 @@ async def test_tools_are_listed_with_upstream_arguments_and_annotations(start_se
     assert set(tools) == CRAWL_TOOLS | READ_ONLY_TOOLS | {"cancel_crawl"}
     arguments = {name: set(tool.input_schema["properties"]) for name, tool in tools.items()}
     assert arguments["crawl_single_page"] == {"url"}
-    assert {"url", "max_depth", "max_concurrent", "chunk_size", "max_pages", "include", "exclude"} == arguments[
-        "smart_crawl_url"
-    ]
+    assert {
+        "url",
+        "max_depth",
+        "max_concurrent",
+        "chunk_size",
+        "max_pages",
+        "include",
+        "exclude",
+        "force",
+    } == arguments["smart_crawl_url"]
     assert arguments["perform_rag_query"] == {"query", "source", "match_count"}
     assert arguments["search_code_examples"] == {"query", "source_id", "match_count"}
     assert tools["crawl_single_page"].input_schema["required"] == ["url"]
@@ -122,6 +129,7 @@ async def test_smart_crawl_applies_filters_depth_and_chunk_size(
         "include": ["/guide/*"],
         "exclude": [],
         "chunk_size": 300,
+        "force": False,
     }
     # /guide/, install and usage: depth 1 and inside the include glob (the nav links to / and /api/ are not).
     assert result["result"]["pages_stored"] == 3 and stats["pages"] == 3

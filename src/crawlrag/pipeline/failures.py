@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import errno
 import sqlite3
+from pathlib import Path
 
+from crawlrag.config import Settings
 from crawlrag.embeddings import EmbeddingError
 from crawlrag.store import StoreError
 
@@ -36,3 +38,15 @@ def is_systemic(exc: BaseException) -> bool:
 
 def systemic(exc: BaseException, what: str) -> SystemicError:
     return SystemicError(f"{what}: {exc}")
+
+
+def missing_model_path(settings: Settings) -> str | None:
+    """Why a local EMBEDDING_MODEL written as a path cannot load, found without importing the model libraries."""
+    name = settings.embedding_model
+    if settings.embedding_provider != "local" or not name.startswith(("/", "./", "../", "~")):
+        return None
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return None
+    what = "is not a folder" if path.exists() else "does not exist"
+    return f"EMBEDDING_MODEL={name} {what} (set it to a model folder or a sentence-transformers model id)"

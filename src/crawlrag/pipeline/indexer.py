@@ -27,7 +27,7 @@ from crawlrag.crawl.urls import normalize_url
 from crawlrag.embeddings import Embedder, EmbeddingError
 from crawlrag.llm import Enricher, build_enricher
 from crawlrag.models import Chunk, CodeExample, Page, StoredPage, content_hash
-from crawlrag.pipeline.failures import SystemicError, is_systemic, systemic
+from crawlrag.pipeline.failures import SystemicError, is_systemic, missing_model_path, systemic
 from crawlrag.pipeline.fingerprint import index_fingerprint
 from crawlrag.pipeline.options import CrawlOptions
 from crawlrag.pipeline.report import IndexProgress, IndexReport, embedding_text
@@ -87,16 +87,23 @@ class Indexer:
         start = normalize_url(options.url)  # a bad start URL fails here with its own error, before any work starts
         self._chunk_size = options.chunk_size_for(self.settings)
         self._force = options.force
+        self._fingerprint = index_fingerprint(
+            self.settings, chunk_size=self._chunk_size, embedding_model=self.embedder.model_name
+        )
         started = time.perf_counter()
         report = IndexReport(IndexProgress(max_pages=options.max_pages))
         notify = on_progress or (lambda progress: None)
         try:
             with anyio.move_on_after(self.settings.crawl_timeout_seconds) as deadline:
-                await self._preflight(start)
+                ready = anyio.Event()
                 send, receive = anyio.create_memory_object_stream[Page](PAGE_QUEUE_SIZE)
-                async with anyio.create_task_group() as group:
-                    group.start_soon(self._consume, receive, report, notify)
-                    await self._produce(options.request(), send, report, notify)
+                async with anyio.create_task_group() as outer:
+                    # The model loads while the first pages are fetched; a model that cannot load ends the run.
+                    outer.start_soon(self._preflight, start, ready)
+                    async with anyio.create_task_group() as group:
+                        group.start_soon(self._consume, receive, report, notify, ready)
+                        await self._produce(options.request(), send, report, notify, ready)
+                    outer.cancel_scope.cancel()  # nothing was fetched that needs the model (yet)
             report.time_limit_reached = deadline.cancelled_caught
             with anyio.CancelScope(shield=True):  # a summary is a few store calls; a cancelled run still gets it
                 await anyio.to_thread.run_sync(self._summarize_sources, report)
@@ -114,16 +121,17 @@ class Indexer:
         notify(report.progress)
         return report
 
-    async def _preflight(self, start: str) -> None:
-        """Fail at once, before fetching anything, when the embedder cannot load or the source is on another model."""
+    async def _preflight(self, start: str, ready: anyio.Event) -> None:
+        """Load the model; a model that cannot load, or a source indexed with another one, fails the whole run."""
+        missing = missing_model_path(self.settings)
+        if missing is not None:
+            raise SystemicError(f"the embedding model cannot be used: {missing}")
         try:
             await anyio.to_thread.run_sync(self.embedder.load, abandon_on_cancel=True)
         except EmbeddingError as exc:
             raise systemic(exc, "the embedding model cannot be used") from exc
-        self._fingerprint = index_fingerprint(
-            self.settings, chunk_size=self._chunk_size, embedding_model=self.embedder.model_name
-        )
         await anyio.to_thread.run_sync(self._check_known_source, start)
+        ready.set()
 
     async def _produce(
         self,
@@ -131,6 +139,7 @@ class Indexer:
         send: MemoryObjectSendStream[Page],
         report: IndexReport,
         notify: Callable[[IndexProgress], None],
+        ready: anyio.Event,
     ) -> None:
         progress = report.progress
 
@@ -148,6 +157,7 @@ class Indexer:
                     report.failures.append(item)
                 elif isinstance(item, PageSkipped):
                     if item.reason == "not modified":
+                        await ready.wait()  # the source's model is checked before the page counts as unchanged
                         await self._unchanged_by_validators(item.url, report)
                     else:
                         progress.skipped += 1
@@ -175,10 +185,15 @@ class Indexer:
         report.progress.unchanged += 1
 
     async def _consume(
-        self, receive: MemoryObjectReceiveStream[Page], report: IndexReport, notify: Callable[[IndexProgress], None]
+        self,
+        receive: MemoryObjectReceiveStream[Page],
+        report: IndexReport,
+        notify: Callable[[IndexProgress], None],
+        ready: anyio.Event,
     ) -> None:
         async with receive:
             async for page in receive:
+                await ready.wait()
                 batch = [page]
                 # Take whatever else is already waiting, so embedding runs in large batches when fetching is fast.
                 while sum(len(p.markdown) for p in batch) < EMBED_BATCH_CHUNKS * self._chunk_size:
