@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,7 @@ async def test_robots_crawl_delay_spaces_requests_to_a_host(make_settings: Setti
         results = await crawl(make_settings(max_crawl_delay_seconds=5), site.url("/"), max_depth=1)
     assert sum(isinstance(result, Page) for result in results) == 4
     times = sorted(site.times())
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert len(times) == 4 and min(gaps) >= 0.9, gaps
 
 
