@@ -34,7 +34,7 @@ _PUBLIC_STORE_KEYS = ("backend", "sources", "pages", "chunks", "code_examples", 
 _UNHEALTHY_RERANK_STATES = ("failed", "degraded")
 # /health waits this long for fresh store statistics, then answers with the last ones: a slow or locked store
 # must not make readiness probes time out.
-HEALTH_STORE_WAIT_SECONDS = 0.15
+HEALTH_STORE_WAIT_SECONDS = 0.05
 # ...except for the first statistics of the process, which it waits for up to this long.
 HEALTH_FIRST_STORE_WAIT_SECONDS = 5.0
 
