@@ -231,3 +231,22 @@ async def test_options_take_their_defaults_from_the_settings(make_settings: Sett
     assert options.max_depth == (2 if depth is None else 0)
     assert (options.max_pages, options.max_concurrent, options.chunk_size_for(settings)) == (7, 3, 400)
     assert CrawlOptions.from_stored(options.url, options.to_stored(), settings) == options
+
+
+async def test_an_unreachable_embedding_server_fails_the_job_once_naming_it(make_settings: SettingsFactory) -> None:
+    from pipeline_helpers import closed_port
+
+    from crawlrag.embeddings import build_embedder
+
+    links = [f"/p{i}.html" for i in range(10)]
+    routes = {"/": page("Home", *links)} | {link: page(f"Page {link}") for link in links}
+    base_url = f"http://127.0.0.1:{closed_port()}/v1"
+    settings = make_settings(
+        respect_robots_txt=False, embedding_provider="openai", openai_base_url=base_url, embedding_max_retries=1
+    )
+    with serve(ScriptedSite(routes)) as site:
+        started = time.monotonic()
+        job, _ = await run_job(settings, build_embedder(settings), site.url("/"), max_running=1)
+        seconds = time.monotonic() - started
+    assert job.record.status is JobStatus.FAILED and seconds < 30
+    assert "127.0.0.1" in (job.record.error or "") and job.record.pages_failed == 0
