@@ -223,3 +223,39 @@ class socket_port:
 
 
 _ = sys
+
+
+def test_searches_during_writes_keep_the_vector_index_complete(make_settings: SettingsFactory) -> None:
+    import numpy as np
+
+    from crawlrag.models import Chunk, Page
+    from crawlrag.store import PageWrite
+
+    store = open_store(make_settings())
+    store.ensure_source("s", "m", 8)
+    stop = threading.Event()
+
+    def search() -> None:
+        query = np.ones(8, dtype=np.float32) / np.sqrt(8)
+        while not stop.is_set():
+            store.vector_search(query, 5)
+
+    searcher = threading.Thread(target=search, daemon=True)
+    searcher.start()
+    try:
+        for i in range(60):
+            url = f"https://example.com/{i % 20}"
+            chunks = [
+                Chunk.build(url=url, title="t", headings="", chunk_index=j, content=f"c{i} {j}") for j in range(3)
+            ]
+            vectors = np.random.default_rng(i).random((3, 8), dtype=np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            page = Page(url=url, source_id="s", title="t", markdown=f"page {i}")
+            store.write_page(PageWrite(page, chunks, vectors, [c.content_hash for c in chunks]))
+    finally:
+        stop.set()
+        searcher.join(10)
+    found = {hit.chunk_id for hit in store.vector_search(np.ones(8, dtype=np.float32) / np.sqrt(8), 1000)}
+    rows = store.stats()["chunks"]
+    store.close()
+    assert rows == 60 and len(found) == rows

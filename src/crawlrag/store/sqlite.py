@@ -54,6 +54,10 @@ class SQLiteStore:
         # see the last commit and never wait for writers.
         self._lock = threading.RLock()  # the write connection
         self._read_lock = threading.RLock()
+        # Catching up with other connections' commits and applying our own commit to the in-memory matrices must
+        # not interleave (a catch-up reading ids before our commit would drop the rows we just added).
+        # Lock order: write, index, read.
+        self._index_lock = threading.RLock()
         with translated_errors(self.path):
             self._conn = self._connect(busy_timeout_ms)
             self._conn.execute("PRAGMA journal_mode = WAL")
@@ -61,7 +65,7 @@ class SQLiteStore:
             in_memory = str(path) == ":memory:"  # a second connection would open another, empty database
             self._reader = self._conn if in_memory else self._connect(busy_timeout_ms)
             if in_memory:
-                self._read_lock = self._lock
+                self._read_lock = self._index_lock = self._lock
         self._chunk_index = VectorIndex()
         self._code_index = VectorIndex()
         self._data_version = -1
@@ -85,8 +89,8 @@ class SQLiteStore:
         with self._lock, translated_errors(self.path):
             begin_immediate(self._conn)
             try:
-                # Holding the write lock, catch up with other processes' commits first, so that the version
-                # recorded after our commit never hides one of theirs.
+                # Holding the write lock, catch up with other connections' commits first (nothing to do when none
+                # happened), so rows this write replaces are known to the in-memory matrices.
                 self._sync_indexes()
                 yield self._conn
             except BaseException:
@@ -105,7 +109,7 @@ class SQLiteStore:
 
     def _sync_indexes(self) -> None:
         """Bring the in-memory vector matrices in line with rows that other processes added or removed."""
-        with self._read() as conn:
+        with self._index_lock, self._read() as conn:
             version = conn.execute("PRAGMA data_version").fetchone()[0]
             if version == self._data_version:
                 return
@@ -191,8 +195,9 @@ class SQLiteStore:
             ]
             deleted = conn.execute("DELETE FROM pages WHERE source_id = ?", (source_id,)).rowcount
             conn.execute("DELETE FROM sources WHERE source_id = ?", (source_id,))
-        self._chunk_index.remove(chunk_ids)
-        self._code_index.remove(code_ids)
+        with self._index_lock:
+            self._chunk_index.remove(chunk_ids)
+            self._code_index.remove(code_ids)
         return int(deleted)
 
     def source_texts(self, source_id: str) -> SourceTexts:
@@ -205,7 +210,7 @@ class SQLiteStore:
         with self._write() as conn:
             sqlite_reindex.replace_embeddings(conn, model, dimension, updates, utcnow().isoformat())
         # Rows moved to new ids and possibly a new dimension: rebuild the matrices from the committed rows.
-        with self._lock, self._read_lock:
+        with self._lock, self._index_lock, self._read_lock:
             self._chunk_index = VectorIndex()
             self._code_index = VectorIndex()
             self._data_version = -1
@@ -245,11 +250,12 @@ class SQLiteStore:
             written = sqlite_write.replace_page(conn, write, model_name)
         code_vectors = write.code_embeddings if write.code_embeddings is not None else np.zeros((0, 0))
         # The matrices change only after the commit, so a failed write leaves search exactly as it was.
-        self._chunk_index.remove(written.old_chunk_ids)
-        self._code_index.remove(written.old_code_ids)
-        self._chunk_index.add(written.chunk_ids, write.embeddings, [page.source_id] * len(written.chunk_ids))
-        if written.code_ids:
-            self._code_index.add(written.code_ids, code_vectors, [page.source_id] * len(written.code_ids))
+        with self._index_lock:
+            self._chunk_index.remove(written.old_chunk_ids)
+            self._code_index.remove(written.old_code_ids)
+            self._chunk_index.add(written.chunk_ids, write.embeddings, [page.source_id] * len(written.chunk_ids))
+            if written.code_ids:
+                self._code_index.add(written.code_ids, code_vectors, [page.source_id] * len(written.code_ids))
 
     def touch_page(self, url: str) -> None:
         with self._write() as conn:
