@@ -49,6 +49,10 @@ class FetchError(Exception):
     """A request that produced no usable response; `str(exc)` is a short reason for the crawl report."""
 
 
+class HostUnreachableError(FetchError):
+    """No connection could be made or the server never answered (refused, reset, timed out, TLS, DNS)."""
+
+
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
     url: str  # normalised URL after redirects
@@ -138,9 +142,11 @@ class HttpClient:
             with anyio.fail_after(timeout):
                 return await self._get(url, dict(headers or {}), want_body, limit)
         except TimeoutError:
-            raise FetchError(f"timed out after {timeout:g}s") from None
+            raise HostUnreachableError(f"timed out after {timeout:g}s") from None
         except httpx.TimeoutException:
-            raise FetchError(f"timed out after {timeout:g}s") from None
+            raise HostUnreachableError(f"timed out after {timeout:g}s") from None
+        except httpx.ConnectError as exc:
+            raise HostUnreachableError(_describe(exc)) from None
         except httpx.HTTPError as exc:
             raise FetchError(_describe(exc)) from None
         except BlockedURLError as exc:  # raised by PinnedBackend when the connection-time check refuses

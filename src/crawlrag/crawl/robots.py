@@ -1,9 +1,9 @@
 """robots.txt, fetched once per origin per crawl and applied with `urllib.robotparser`.
 
-Status handling follows RFC 9309: a missing robots.txt (any 4xx) allows everything; a server error means "assume
-everything is disallowed" until a later crawl can read the file. A robots.txt that cannot be fetched at all
-(connection refused, timed out, TLS or DNS failure) is not a verdict about the site: the host is unreachable, and
-the page fails with that reason (`RobotsUnavailableError`) instead of being reported as disallowed.
+Status handling follows RFC 9309: a missing robots.txt (any 4xx) allows everything; a server error or an unreadable
+file means "assume everything is disallowed" until a later crawl can read the file. A robots.txt that cannot be
+fetched at all (connection refused, timed out, TLS or DNS failure) is not a verdict about the site: the host is
+unreachable, and the page fails with that reason (`RobotsUnavailableError`) instead of being reported as disallowed.
 `Crawl-delay` is read for our user agent and honoured up to MAX_CRAWL_DELAY_SECONDS.
 """
 
@@ -17,7 +17,7 @@ from urllib.robotparser import RobotFileParser
 import anyio
 
 from crawlrag.crawl.extract import decode_html
-from crawlrag.crawl.http import FetchError, HttpClient
+from crawlrag.crawl.http import FetchError, HostUnreachableError, HttpClient
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,12 @@ class RobotsRules:
         robots_url = f"{origin}/robots.txt"
         try:
             response = await self._http.get(robots_url, max_bytes=_MAX_ROBOTS_BYTES)
-        except FetchError as exc:
+        except HostUnreachableError as exc:
             log.warning("robots.txt at %s could not be fetched (%s)", robots_url, exc)
             return _Rules(None, allow_all=False, unreachable=str(exc))
+        except FetchError as exc:  # the host answered, with something unusable (too large, undecodable): stay away
+            log.warning("robots.txt at %s could not be read (%s); not crawling that site", robots_url, exc)
+            return _Rules(None, allow_all=False)
         if response.status >= 500:
             log.warning("robots.txt at %s: HTTP %s; not crawling that site", robots_url, response.status)
             return _Rules(None, allow_all=False)

@@ -58,6 +58,9 @@ def job_view(record: CrawlJob, job: Job | None = None) -> dict[str, Any]:
         },
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
+        "worker": record.worker,
+        "started_at": record.started_at.isoformat() if record.started_at else None,
+        "finished_at": record.finished_at.isoformat() if record.finished_at else None,
     }
     if record.error:
         view["job_error"] = record.error
