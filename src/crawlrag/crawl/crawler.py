@@ -35,6 +35,7 @@ from crawlrag.crawl.browser import BrowserRenderer
 from crawlrag.crawl.fetcher import FetchedDocument, Fetcher, FetchOutcome
 from crawlrag.crawl.guard import NetworkPolicy, Resolver
 from crawlrag.crawl.http import FetchError, HttpClient
+from crawlrag.crawl.politeness import HostGate
 from crawlrag.crawl.results import CrawlProgress, CrawlRequest, PageFailure, PageSkipped
 from crawlrag.crawl.robots import RobotsRules, RobotsUnavailableError
 from crawlrag.crawl.sitemap import NotASitemapError, SitemapError, collect_sitemap_urls
@@ -121,28 +122,6 @@ class Crawler:
         return start
 
 
-class _HostGate:
-    """At most `limit` fetches to one host at once, their starts at least the host's Crawl-delay apart."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._slots: dict[str, anyio.Semaphore] = {}
-        self._turns: dict[str, anyio.Lock] = {}
-        self._next_start: dict[str, float] = {}
-
-    def slot(self, host: str) -> anyio.Semaphore:
-        return self._slots.setdefault(host, anyio.Semaphore(self._limit))
-
-    async def wait_turn(self, host: str, delay: float) -> None:
-        if delay <= 0:
-            return
-        async with self._turns.setdefault(host, anyio.Lock()):
-            now = anyio.current_time()
-            start = max(now, self._next_start.get(host, now))
-            self._next_start[host] = start + delay
-            await anyio.sleep(start - now)
-
-
 # A finished fetch: the item, the validators sent with it, the outcome, and the stored validators of the URL a
 # redirect led to (looked up in the fetch's task, off the event loop).
 _Done: TypeAlias = tuple["_Item", "Validators | None", FetchOutcome, "Validators | None"]
@@ -197,7 +176,7 @@ class _CrawlRun:
         self._pages = self._failed = self._skipped = 0
         self._url_budget = max(URL_BUDGET_PER_PAGE * request.max_pages, MIN_URL_BUDGET)
         self._over_budget = False
-        self._hosts = _HostGate(settings.max_concurrent_per_host)
+        self._hosts = HostGate(settings.max_concurrent_per_host)
 
     async def results(self) -> AsyncGenerator[CrawlResult, None]:
         deadline = anyio.current_time() + self._settings.crawl_timeout_seconds
