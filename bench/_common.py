@@ -20,7 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from crawlrag.config import Settings
 from crawlrag.context import AppContext
 from crawlrag.crawl import Crawler, CrawlRequest
-from crawlrag.indexer import Indexer, IndexReport
+from crawlrag.pipeline.indexer import Indexer, IndexReport
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -26,7 +26,7 @@ from _common import bench_settings, bert_gflop, ceiling_line, ceiling_share, ind
 from eval_retrieval import evaluate, load_queries
 
 from crawlrag.context import AppContext
-from crawlrag.indexer import IndexReport
+from crawlrag.pipeline.indexer import IndexReport
 
 DOCS = Path("/usr/share/doc/python3.11/html")
 

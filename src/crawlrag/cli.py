@@ -1,30 +1,37 @@
-"""The `crawlrag` command: crawl, search, sources, serve, health."""
+"""The `crawlrag` command: crawl, jobs, search, sources, reindex, serve, health, db."""
 
 from __future__ import annotations
 
-import asyncio
+import functools
+import gc
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, cast
 
+import anyio
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from crawlrag.config import ConfigError, Settings, load_settings
+from crawlrag.config import ConfigError, Settings, load_settings, package_version
 from crawlrag.context import AppContext
-from crawlrag.crawl import Crawler, CrawlInputError, CrawlRequest
+from crawlrag.crawl import Crawler, CrawlInputError
 from crawlrag.embeddings import EmbeddingError
-from crawlrag.indexer import Indexer, IndexProgress, IndexReport
 from crawlrag.llm import build_enricher
-from crawlrag.local import LocalAccessError, LocalOptions, is_local_target, resolve_target
-from crawlrag.models import SearchHit
-from crawlrag.reindex import Reindexer, sources_to_reindex
+from crawlrag.local import LocalAccessError, is_local_target, resolve_target
+from crawlrag.models import CrawlJob, JobStatus, SearchHit
+from crawlrag.pipeline.jobs import Job, JobManager, NoJobEvents
+from crawlrag.pipeline.options import CrawlOptions
+from crawlrag.pipeline.reindex import Reindexer, sources_to_reindex
+from crawlrag.pipeline.report import IndexProgress, IndexReport
 from crawlrag.search import SearchInputError, SearchMode
 from crawlrag.server.commands import health, serve
 from crawlrag.store import StoreError, migrate_store
@@ -32,6 +39,24 @@ from crawlrag.store import StoreError, migrate_store
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Crawl documentation sites and search them.")
 # stdout carries only results (and, when serving over stdio, only MCP protocol traffic); everything else is stderr.
 err = Console(stderr=True)
+# After Ctrl-C (or SIGTERM) the job gets this long to stop and record what it stored.
+STOP_SECONDS = 2.5
+EXIT_INTERRUPTED = 130
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"crawlrag {package_version()}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit")
+    ] = False,
+) -> None:
+    """Crawl documentation sites and search them."""
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -65,8 +90,10 @@ def _print_json(data: Any) -> None:
 
 def _print_report(report: IndexReport) -> None:
     p = report.progress
+    again = f" ({p.reprocessed} of them unchanged but re-processed for new index settings)" if p.reprocessed else ""
     err.print(
-        f"[bold]{p.stored}[/bold] pages stored, {p.index} index pages, {p.unchanged} unchanged, {p.skipped} skipped, "
+        f"[bold]{p.stored}[/bold] pages stored{again}, {p.index} index pages, {p.unchanged} unchanged, "
+        f"{p.skipped} skipped, "
         f"[{'red' if p.failed else 'green'}]{p.failed} failed[/]; {p.chunks_stored} chunks stored "
         f"({p.chunks_embedded} embedded) in {report.seconds:.1f}s"
     )
@@ -78,9 +105,31 @@ def _print_report(report: IndexReport) -> None:
         err.print(f"  [yellow]skipped[/yellow] {skipped.url}: {skipped.reason}")
 
 
-async def _crawl(
-    context: AppContext, request: CrawlRequest, quiet: bool, local: LocalOptions | None = None
-) -> IndexReport:
+class _ProgressBar(NoJobEvents):
+    """Job events shown as a progress bar on stderr."""
+
+    def __init__(self, bar: Progress) -> None:
+        self._bar = bar
+        self._task = bar.add_task("crawling", total=None, chunks=0)
+
+    def progress(self, job_id: str, progress: IndexProgress) -> None:
+        total = min(max(progress.discovered, progress.pages_done), progress.max_pages) or None
+        self._bar.update(self._task, completed=progress.pages_done, total=total, chunks=progress.chunks_stored)
+
+
+async def _stop_on_signal(jobs: JobManager, job: Job) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for received in signals:
+            name = signal.Signals(received).name
+            err.print(f"[yellow]{name}: stopping the crawl…[/yellow]")
+            if not job.record.status.finished:
+                await jobs.cancel(job.job_id, wait_seconds=STOP_SECONDS, reason=f"stopped by {name}")
+            return
+
+
+async def _crawl(context: AppContext, options: CrawlOptions, quiet: bool) -> Job:
+    """Run the crawl as a recorded job of this process; Ctrl-C cancels it (what was stored stays)."""
+    settings = context.settings
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -91,15 +140,21 @@ async def _crawl(
         disable=quiet,
         transient=False,
     ) as bar:
-        task = bar.add_task("crawling", total=None, chunks=0)
+        async with Crawler(settings) as crawler:
+            if not is_local_target(options.url):
+                await crawler.check(options.url)  # a refused URL is an input error, not a job
+            manager = JobManager(settings, context.store, context.embedder, crawler, _ProgressBar(bar), max_running=1)
+            async with manager as jobs, anyio.create_task_group() as tasks:
+                job = await jobs.submit(options)
+                tasks.start_soon(_stop_on_signal, jobs, job)
+                await job.done.wait()
+                tasks.cancel_scope.cancel()
+    return job
 
-        def show(progress: IndexProgress) -> None:
-            total = min(max(progress.discovered, progress.pages_done), progress.max_pages) or None
-            bar.update(task, completed=progress.pages_done, total=total, chunks=progress.chunks_stored)
 
-        async with Crawler(context.settings) as crawler:
-            indexer = Indexer(context.settings, context.store, context.embedder, crawler)
-            return await indexer.run(request, show, local=local)
+def _job_summary(job: Job) -> dict[str, Any]:
+    """The report's fields (as before crawls were jobs) and the job record under "job"."""
+    return (job.report.to_dict() if job.report is not None else {}) | {"job": _job_view(job.record)}
 
 
 @app.command()
@@ -116,13 +171,17 @@ def crawl(
     max_concurrent: Annotated[int | None, typer.Option(help="Pages fetched at once")] = None,
     include: Annotated[list[str] | None, typer.Option(help="Only URLs matching this glob (repeatable)")] = None,
     exclude: Annotated[list[str] | None, typer.Option(help="Skip URLs matching this glob (repeatable)")] = None,
+    chunk_size: Annotated[int | None, typer.Option(help="Characters per chunk for this crawl (CHUNK_SIZE)")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Re-process every page, even unchanged ones with the same settings")
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout")] = False,
     source_id: Annotated[
         str | None, typer.Option(help="Local targets: the source id (default: the folder, archive or repo name)")
     ] = None,
     ref: Annotated[str | None, typer.Option(help="Git repositories: the branch, tag or commit to index")] = None,
 ) -> None:
-    """Crawl a site, or read local documentation, and index it."""
+    """Crawl a site, or read local documentation, and index it (recorded as a job: see `crawlrag jobs`)."""
     settings = _settings()
     local = is_local_target(url)
     if not local and (source_id is not None or ref is not None):
@@ -136,25 +195,102 @@ def crawl(
             raise typer.Exit(1) from None
     with _context(settings) as context:
         try:
-            request = CrawlRequest(
+            options = CrawlOptions.build(
+                settings,
                 url=url,
-                max_depth=settings.max_depth if max_depth is None else max_depth,
-                max_pages=settings.max_pages if max_pages is None else max_pages,
-                max_concurrent=settings.max_concurrent if max_concurrent is None else max_concurrent,
-                include=tuple(include or ()),
-                exclude=tuple(exclude or ()),
+                max_depth=max_depth,
+                max_pages=max_pages,
+                max_concurrent=max_concurrent,
+                include=include,
+                exclude=exclude,
+                chunk_size=chunk_size,
+                force=force,
+                kind="cli",
+                source_id=source_id,
+                ref=ref,
+                any_local=True,
             )
-            options = LocalOptions(source_id=source_id, ref=ref) if local else None
-            report = asyncio.run(_crawl(context, request, quiet=json_output, local=options))
+            job = anyio.run(_crawl, context, options, json_output)
         except (CrawlInputError, StoreError) as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
+    # The interpreter's final garbage collection walks every object the model libraries made: seconds on a busy
+    # machine, after the work is done. Exempt them, so the command (and Ctrl-C) ends when the crawl does.
+    gc.freeze()
+    record, report = job.record, job.report
     if json_output:
-        _print_json(report.to_dict())
-    else:
+        _print_json(_job_summary(job))
+    elif report is not None:
         _print_report(report)
-    if report.progress.stored + report.progress.unchanged == 0 and report.failures:
+    if record.status is JobStatus.CANCELLED:
+        err.print(
+            f"[yellow]stopped[/yellow] ({record.error}): {record.pages_done} pages handled, {record.chunks_stored} "
+            f"chunks stored; what was stored stays searchable (job {record.job_id})"
+        )
+        _exit_now_if_command(EXIT_INTERRUPTED)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if record.status is not JobStatus.COMPLETED:
+        err.print(f"[red]error:[/red] crawl {record.status.value}: {record.error or 'no reason recorded'}")
         raise typer.Exit(1)
+    if report is not None and report.progress.stored + report.progress.unchanged == 0:
+        raise typer.Exit(1)
+
+
+def _exit_now_if_command(code: int) -> None:
+    """End the `crawlrag` process at once: a worker thread abandoned by the stop (an embedding batch in flight)
+    would otherwise keep it alive until that batch is done. Everything was stored and printed already."""
+    if Path(sys.argv[0]).name == "crawlrag":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _job_view(record: CrawlJob) -> dict[str, Any]:
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "job_id": record.job_id,
+        "url": record.url,
+        "status": record.status.value,
+        "progress": {
+            "pages_done": record.pages_done,
+            "pages_total": record.pages_total,
+            "pages_failed": record.pages_failed,
+            "pages_skipped": record.pages_skipped,
+            "chunks_stored": record.chunks_stored,
+        },
+        "worker": record.worker,
+        "started": iso(record.started_at),
+        "finished": iso(record.finished_at),
+        "error": record.error,
+    }
+
+
+@app.command()
+def jobs(
+    limit: Annotated[int, typer.Option(help="How many jobs, newest first")] = 20,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout")] = False,
+) -> None:
+    """List recent crawl jobs (of the CLI and of servers on this database)."""
+    settings = _settings()
+    with _context(settings) as context:
+        try:
+            records = context.store.list_jobs(max(1, min(limit, 1000)))
+        except StoreError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+    if json_output:
+        _print_json({"jobs": [_job_view(record) for record in records]})
+        return
+    table = Table("job", "status", "url", "pages", "chunks", "worker", "started", "error")
+    for r in records:
+        started = r.started_at.strftime("%Y-%m-%d %H:%M:%S") if r.started_at else "-"
+        table.add_row(
+            r.job_id[:12], r.status.value, r.url, str(r.pages_done), str(r.chunks_stored), r.worker or "-", started,
+            (r.error or "")[:60],
+        )  # fmt: skip
+    Console().print(table)
 
 
 @app.command()
@@ -177,8 +313,10 @@ def search(
             context.reranker.start()
         run = context.search.search_code if code else context.search.search
         try:
-            response = asyncio.run(
-                run(query, source_id=source, match_count=limit, mode=cast(SearchMode | None, mode), rerank=rerank)
+            response = anyio.run(
+                functools.partial(
+                    run, query, source_id=source, match_count=limit, mode=cast(SearchMode | None, mode), rerank=rerank
+                )
             )
         except (SearchInputError, StoreError) as exc:
             err.print(f"[red]error:[/red] {exc}")

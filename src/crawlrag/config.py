@@ -14,12 +14,27 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from crawlrag.limits import DEFAULT_RESULT_TOKENS, MAX_RESULT_TOKENS, MIN_RESULT_TOKENS
+from crawlrag.pipeline.bounds import CHUNK_SIZE_RANGE, CONCURRENCY_RANGE, DEPTH_RANGE, PAGES_RANGE
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_RERANKING_MODEL = "cross-encoder/ms-marco-MiniLM-L-6-v2"
 # What EMBEDDING_MODEL means with EMBEDDING_PROVIDER=openai when it is left at the local default (as upstream).
 DEFAULT_OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+PROJECT_URL = "https://github.com/crawlrag/crawlrag"
+
+
+def package_version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("crawlrag")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def default_user_agent() -> str:
+    return f"crawlrag/{package_version()} (+{PROJECT_URL})"
 
 
 class ConfigError(ValueError):
@@ -83,10 +98,20 @@ class Settings(BaseSettings):
     browser: Literal["auto", "never", "always"] = "auto"
     chromium_path: str | None = None
     respect_robots_txt: bool = True
-    user_agent: str = "crawlrag/0.1 (+https://github.com/crawlrag/crawlrag)"
-    max_depth: int = Field(3, ge=0, le=50)
-    max_pages: int = Field(1000, ge=1, le=1_000_000)
-    max_concurrent: int = Field(10, ge=1, le=100)
+    # Empty: "crawlrag/<version> (+PROJECT_URL)", see `default_user_agent`.
+    user_agent: str = ""
+    max_depth: int = Field(3, ge=DEPTH_RANGE[0], le=DEPTH_RANGE[1])
+    max_pages: int = Field(1000, ge=PAGES_RANGE[0], le=PAGES_RANGE[1])
+    max_concurrent: int = Field(10, ge=CONCURRENCY_RANGE[0], le=CONCURRENCY_RANGE[1])
+    # Fetches to one host at once, whatever MAX_CONCURRENT allows across hosts.
+    max_concurrent_per_host: int = Field(4, ge=1, le=100)
+    # robots.txt Crawl-delay is honoured up to this many seconds (a larger value would stall a crawl for hours).
+    max_crawl_delay_seconds: float = Field(10.0, ge=0, le=600)
+    # 429 and 503 answers are retried this many times, waiting Retry-After (capped by MAX_RETRY_AFTER_SECONDS).
+    http_retries: int = Field(2, ge=0, le=10)
+    max_retry_after_seconds: float = Field(30.0, ge=0, le=600)
+    # A page that would make more chunks than this (a huge generated file) is skipped with that reason.
+    max_chunks_per_page_indexed: int = Field(2000, ge=1, le=1_000_000)
     request_timeout_seconds: float = Field(30.0, gt=0, le=600)
     crawl_timeout_seconds: float = Field(3600.0, gt=0, le=7 * 24 * 3600)
     max_response_bytes: int = Field(10 * 1024 * 1024, ge=1024)
@@ -104,7 +129,7 @@ class Settings(BaseSettings):
     git_timeout_seconds: float = Field(600.0, gt=0, le=24 * 3600)
 
     # --- chunking and embeddings --------------------------------------------------------------------------------
-    chunk_size: int = Field(1000, ge=200, le=20_000)
+    chunk_size: int = Field(1000, ge=CHUNK_SIZE_RANGE[0], le=CHUNK_SIZE_RANGE[1])
     max_link_density: float = Field(0.7, gt=0, le=1)
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
@@ -216,6 +241,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _providers(self) -> Settings:
+        if not self.user_agent.strip():
+            self.user_agent = default_user_agent()
         if self.embedding_provider == "openai" and self.embedding_model == DEFAULT_EMBEDDING_MODEL:
             self.embedding_model = DEFAULT_OPENAI_EMBEDDING_MODEL
         if self.llm_provider == "openai" and not self.model_choice.strip():

@@ -101,6 +101,7 @@ class StoredPage:
     last_modified: str | None
     crawled_at: datetime
     kind: PageKind = "content"
+    fingerprint: str | None = None  # the index settings it was processed with (crawlrag.pipeline.fingerprint)
 
 
 @dataclass(slots=True)
@@ -207,10 +208,14 @@ class CrawlJob:
     error: str | None = None
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
+    worker: str | None = None  # "host:pid" of the process that ran it
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["status"] = self.status.value
-        data["created_at"] = self.created_at.isoformat()
-        data["updated_at"] = self.updated_at.isoformat()
+        for key in ("created_at", "updated_at", "started_at", "finished_at"):
+            value = getattr(self, key)
+            data[key] = value.isoformat() if value is not None else None
         return data

@@ -10,7 +10,7 @@ from sitegen import serve_site
 from crawlrag.config import Settings
 from crawlrag.crawl import Crawler, CrawlRequest
 from crawlrag.embeddings import LocalEmbedder
-from crawlrag.indexer import Indexer
+from crawlrag.pipeline.indexer import Indexer
 from crawlrag.search import SearchInputError, SearchService
 from crawlrag.store import open_store
 

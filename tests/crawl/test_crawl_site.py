@@ -251,7 +251,7 @@ async def test_cancellation_stops_fetches_promptly(site: ServedSite, crawl_setti
         async for _ in crawler.crawl(CrawlRequest(site.url("/slow/"), max_depth=1)):
             first_result.set()
 
-    async with Crawler(crawl_settings()) as crawler:
+    async with Crawler(crawl_settings(max_concurrent_per_host=10)) as crawler:
         task = asyncio.create_task(consume(crawler))
         await asyncio.wait_for(first_result.wait(), timeout=5)  # the index page, while slow pages are in flight
         await asyncio.sleep(0.2)

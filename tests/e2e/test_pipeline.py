@@ -15,7 +15,7 @@ from crawlrag.cli import app
 from crawlrag.config import Settings
 from crawlrag.crawl import Crawler, CrawlRequest
 from crawlrag.embeddings import LocalEmbedder
-from crawlrag.indexer import Indexer, IndexReport
+from crawlrag.pipeline.indexer import Indexer, IndexReport
 from crawlrag.search import SearchService
 from crawlrag.store import Store, open_store
 

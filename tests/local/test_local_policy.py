@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from crawlrag.config import ConfigError, Settings, load_settings
+from crawlrag.crawl import CrawlInputError
 from crawlrag.local import LocalAccessError, check_local_url, is_local_target, resolve_target
 from crawlrag.local.policy import file_url, path_from_file_url
 from crawlrag.local.target import TargetKind
-from crawlrag.server.arguments import ArgumentError, CrawlSpec
+from crawlrag.pipeline.options import CrawlOptions
 
 
 def test_empty_allowed_paths_refuses_everything_and_names_the_setting(tmp_path: Path) -> None:
@@ -65,11 +66,11 @@ def test_mcp_arguments_accept_file_urls_only_under_allowed_paths(
 ) -> None:
     (tmp_path / "docs").mkdir()
     url = file_url(tmp_path / "docs")
-    with pytest.raises(ArgumentError, match="ALLOWED_PATHS"):
-        CrawlSpec.from_arguments(make_settings(), url=url, max_depth=0)
-    spec = CrawlSpec.from_arguments(make_settings(allowed_paths=[str(tmp_path)]), url=url + "/x/..", max_depth=0)
+    with pytest.raises(CrawlInputError, match="ALLOWED_PATHS"):
+        CrawlOptions.build(make_settings(), url=url, max_depth=0)
+    spec = CrawlOptions.build(make_settings(allowed_paths=[str(tmp_path)]), url=url + "/x/..", max_depth=0)
     assert spec.url == url + "/"
-    with pytest.raises(ArgumentError, match="only http:// and https://"):
-        CrawlSpec.from_arguments(make_settings(allowed_paths=[str(tmp_path)]), url=str(tmp_path), max_depth=0)
+    with pytest.raises(CrawlInputError, match="only http:// and https://"):
+        CrawlOptions.build(make_settings(allowed_paths=[str(tmp_path)]), url=str(tmp_path), max_depth=0)
     with pytest.raises(LocalAccessError, match="only as file:// URLs"):
         check_local_url("git+file:///x", [str(tmp_path)])

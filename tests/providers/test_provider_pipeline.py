@@ -15,7 +15,7 @@ from crawlrag.cli import app
 from crawlrag.config import load_settings
 from crawlrag.context import AppContext
 from crawlrag.crawl import Crawler, CrawlRequest
-from crawlrag.indexer import Indexer
+from crawlrag.pipeline.indexer import Indexer
 from crawlrag.rerank import RemoteReranker
 
 
@@ -78,18 +78,17 @@ def test_crawl_search_switch_model_and_reindex(site: tuple[SiteInfo, str], env: 
     assert code == 0 and "already uses other-embed" in err
 
 
-def test_a_failed_embedding_marks_pages_failed_never_zero_vectors(
+def test_a_failed_embedding_fails_the_crawl_once_never_zero_vectors(
     site: tuple[SiteInfo, str], env: dict[str, str], peer: Peer
 ) -> None:
     _, base = site
-    peer.fail("/v1/embeddings", "zero")  # the dimension probe succeeds only after one failure...
+    peer.fail("/v1/embeddings", "zero")  # the dimension probe gets an all-zero vector...
     peer.fail("/v1/embeddings", *["500"] * 50)  # ...and then the server fails for a while
     code, out, _ = run(env, "crawl", base + "/", "--max-depth", "1", "--json")
-    report = json.loads(out)
-    assert code == 1 and report["pages_stored"] == 0
-    assert sum("answered HTTP 500" in f["reason"] for f in report["failures"]) >= 3
-    assert any("all-zero" in f["reason"] for f in report["failures"])
-    assert report["chunks_stored"] == 0
+    job = json.loads(out)["job"]
+    # The embedder is broken for every page: one error for the job, not one failure per page.
+    assert code == 1 and job["status"] == "failed" and "all-zero" in job["error"]
+    assert job["progress"]["chunks_stored"] == 0 and job["progress"]["pages_failed"] == 0
 
 
 async def test_llm_contexts_and_tei_reranking(

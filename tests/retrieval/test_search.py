@@ -11,8 +11,8 @@ from crawlrag.chunking import chunk_markdown
 from crawlrag.code_examples import extract_code_examples
 from crawlrag.config import Settings
 from crawlrag.embeddings import LocalEmbedder
-from crawlrag.indexer import embedding_text
 from crawlrag.models import Page, content_hash
+from crawlrag.pipeline.indexer import embedding_text
 from crawlrag.rerank import RerankUnavailable
 from crawlrag.search import SearchInputError, SearchService
 from crawlrag.store import PageWrite, open_store

@@ -128,6 +128,7 @@ async def test_smart_crawl_applies_filters_depth_and_chunk_size(
         "include": ["/guide/*"],
         "exclude": [],
         "chunk_size": 300,
+        "force": False,
     }
     # /guide/, install and usage: depth 1 and inside the include glob (the nav links to / and /api/ are not).
     assert result["result"]["pages_stored"] == 3 and stats["pages"] == 3

@@ -13,7 +13,7 @@ from server.server_helpers import FakeReranker, make_context
 
 from crawlrag.config import Settings
 from crawlrag.embeddings import LocalEmbedder
-from crawlrag.server.arguments import CrawlSpec
+from crawlrag.pipeline.options import CrawlOptions
 from crawlrag.server.http import transport_security
 from crawlrag.server.runtime import ServerRuntime
 from crawlrag.server.ui import build_ui_app
@@ -37,7 +37,7 @@ async def ui_client(
 
 
 async def crawled(runtime: ServerRuntime, url: str) -> None:
-    job = await runtime.jobs.submit(CrawlSpec.from_arguments(runtime.settings, url=url, max_depth=1, max_pages=10))
+    job = await runtime.jobs.submit(CrawlOptions.build(runtime.settings, url=url, max_depth=1, max_pages=10))
     assert await runtime.jobs.wait(job, timeout=120)
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import platformdirs
 from crawl4ai import BrowserConfig, CacheMode, CrawlerRunConfig
 from crawl4ai.async_crawler_strategy import AsyncPlaywrightCrawlerStrategy
@@ -141,8 +142,8 @@ class BrowserRenderer:
         self._settings = settings
         self._http = http
         self._owned_http: HttpClient | None = None
-        self._lock = asyncio.Lock()
-        self._pages = asyncio.Semaphore(min(_MAX_PARALLEL_PAGES, settings.max_concurrent))
+        self._lock = anyio.Lock()
+        self._pages = anyio.Semaphore(min(_MAX_PARALLEL_PAGES, settings.max_concurrent))
         self._process: subprocess.Popen[bytes] | None = None
         self._proxy: EgressProxy | None = None
         self._proxy_task: asyncio.Task[None] | None = None
@@ -188,11 +189,13 @@ class BrowserRenderer:
         strategy, self._strategy = self._strategy, None
         if strategy is not None:
             try:
-                await asyncio.wait_for(strategy.close(), timeout=10)
+                with anyio.fail_after(10):
+                    await strategy.close()
             except Exception as exc:  # the process is killed below either way
                 log.debug("closing the crawl4ai browser strategy failed: %s", exc)
         if self._finalizer is not None:
-            await asyncio.to_thread(self._finalizer)
+            with anyio.CancelScope(shield=True):  # the browser process is killed even when closing is cancelled
+                await anyio.to_thread.run_sync(self._finalizer)
             self._finalizer = None
         self._process = None
         self._profile = None
@@ -306,6 +309,8 @@ class BrowserRenderer:
             client = await self._client()
             proxy = EgressProxy(client.policy, client, timeout=self._settings.request_timeout_seconds)
             await proxy.listen()
+            # The proxy lives as long as the browser, which starts in whichever fetch needs it first and stops in
+            # close(): no anyio task group spans that, so it is a plain task of the (asyncio) loop Playwright needs.
             self._proxy, self._proxy_task = proxy, asyncio.create_task(proxy.serve())
         return self._proxy.address
 
@@ -337,7 +342,7 @@ class BrowserRenderer:
                 lines = port_file.read_text().splitlines()
                 if lines and lines[0].strip().isdigit():
                     return f"http://127.0.0.1:{lines[0].strip()}"
-            await asyncio.sleep(0.05)
+            await anyio.sleep(0.05)
         tail = _tail(stderr_path)
         await self.close()
         status = "exited" if process.poll() is not None else f"did not start within {_STARTUP_SECONDS:g}s"

@@ -7,29 +7,37 @@ What the start URL is decides the crawl:
 * a page: breadth-first over same-site links up to `max_depth`, level by level, so a page's depth is its
   shortest link distance from the start no matter which fetch finishes first.
 
-At most `max_concurrent` fetches run at once and results are yielded as they complete. A fetch is only started
-while `pages stored + fetches in flight < max_pages`, so the crawl never downloads pages it would have to
-throw away. Closing or cancelling the iterator cancels the fetches in flight. A crawl that runs longer than
+At most `max_concurrent` fetches run at once (and MAX_CONCURRENT_PER_HOST to one host, spaced by the host's
+robots.txt Crawl-delay) and results are yielded as they complete. A fetch is only started while
+`pages stored + fetches in flight < max_pages`, so the crawl never downloads pages it would have to throw away.
+Closing or cancelling the iterator cancels the fetches in flight. A crawl that runs longer than
 CRAWL_TIMEOUT_SECONDS stops: fetches in flight are cancelled and every URL not done is reported as skipped.
+The stored-page lookups (`validators`) are blocking store calls: they run in worker threads.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import math
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeAlias
+from urllib.parse import urlsplit
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from crawlrag.config import Settings
 from crawlrag.crawl.browser import BrowserRenderer
 from crawlrag.crawl.fetcher import FetchedDocument, Fetcher, FetchOutcome
 from crawlrag.crawl.guard import NetworkPolicy, Resolver
 from crawlrag.crawl.http import FetchError, HttpClient
+from crawlrag.crawl.politeness import HostGate
 from crawlrag.crawl.results import CrawlProgress, CrawlRequest, PageFailure, PageSkipped
-from crawlrag.crawl.robots import RobotsRules
+from crawlrag.crawl.robots import RobotsRules, RobotsUnavailableError
 from crawlrag.crawl.sitemap import NotASitemapError, SitemapError, collect_sitemap_urls
 from crawlrag.crawl.urls import (
     is_llms_txt,
@@ -103,13 +111,28 @@ class Crawler:
         """
         if self._fetcher is None or self._http is None:
             raise RuntimeError("Crawler.crawl() needs an entered crawler: use 'async with Crawler(settings)'")
-        start = normalize_url(request.url)
-        await self._policy.check(start)
-        robots = RobotsRules(self._http, self._settings.user_agent, enabled=self._settings.respect_robots_txt)
+        start = await self.check(request.url)
+        robots = RobotsRules(
+            self._http,
+            self._settings.user_agent,
+            enabled=self._settings.respect_robots_txt,
+            max_crawl_delay=self._settings.max_crawl_delay_seconds,
+        )
         run = _CrawlRun(self._settings, self._http, self._fetcher, robots, request, start, validators, on_progress)
         async with aclosing(run.results()) as results:
             async for result in results:
                 yield result
+
+    async def check(self, url: str) -> str:
+        """The normalised URL, or CrawlInputError / BlockedURLError when it may not be crawled."""
+        start = normalize_url(url)
+        await self._policy.check(start)
+        return start
+
+
+# A finished fetch: the item, the validators sent with it, the outcome, and the stored validators of the URL a
+# redirect led to (looked up in the fetch's task, off the event loop).
+_Done: TypeAlias = tuple["_Item", "Validators | None", FetchOutcome, "Validators | None"]
 
 
 @dataclass(slots=True)
@@ -155,48 +178,69 @@ class _CrawlRun:
         self._keys: set[str] = set()  # their `page_key`s: the first spelling of a page found is the one fetched
         self._claimed: set[str] = set()  # `page_key`s of final URLs (and canonicals) that already produced a result
         self._frontier: dict[str, _Item] = {}  # waiting to be fetched, by URL
-        self._pending: dict[asyncio.Task[FetchOutcome], tuple[_Item, Validators | None]] = {}
+        self._pending: dict[str, _Item] = {}  # fetches in flight, by URL
+        # Each fetch's own scope: the deadline cancels them without cancelling the task group, whose scope also
+        # holds the consumer's code while this generator is suspended at a yield.
+        self._scopes: dict[str, anyio.CancelScope] = {}
         self._pages = self._failed = self._skipped = 0
         self._url_budget = max(URL_BUDGET_PER_PAGE * request.max_pages, MIN_URL_BUDGET)
         self._over_budget = False
+        self._hosts = HostGate(settings.max_concurrent_per_host)
 
     async def results(self) -> AsyncGenerator[CrawlResult, None]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._settings.crawl_timeout_seconds
+        deadline = anyio.current_time() + self._settings.crawl_timeout_seconds
+        send, receive = anyio.create_memory_object_stream[_Done](math.inf)
+        # The fetches run in this task group; leaving the generator (done, closed or cancelled) cancels them.
+        # GeneratorExit (the consumer closed the iterator at a yield) reaches the task group as its error.
         try:
+            async with anyio.create_task_group() as fetches, send, receive:
+                try:
+                    with anyio.move_on_at(deadline):
+                        seeded = await self._seed()
+                    if anyio.current_time() >= deadline:
+                        yield self._counted(PageFailure(self._start, self._time_limit_reason()))
+                        return
+                    for result in seeded:
+                        yield self._counted(result)
+                    while True:
+                        if anyio.current_time() >= deadline:
+                            for result in self._expire():
+                                yield self._counted(result)
+                            break
+                        self._dispatch(fetches, send)
+                        if not self._pending:
+                            break
+                        done = await self._next_done(receive, deadline)
+                        for item, sent, outcome, stored_final in done:
+                            self._pending.pop(item.url, None)
+                            for result in self._handle(item, sent, outcome, stored_final):
+                                yield self._counted(result)
+                finally:
+                    fetches.cancel_scope.cancel()
+        except* GeneratorExit:
+            pass  # closed by the consumer: the fetches in flight were cancelled
+
+    @staticmethod
+    async def _next_done(receive: MemoryObjectReceiveStream[_Done], deadline: float) -> list[_Done]:
+        """Every fetch finished by now, waiting (until the deadline) for the first one."""
+        done: list[_Done] = []
+        with anyio.move_on_at(deadline):
+            done.append(await receive.receive())
+        while True:
             try:
-                async with asyncio.timeout_at(deadline):
-                    seeded = await self._seed()
-            except TimeoutError:
-                yield self._counted(PageFailure(self._start, self._time_limit_reason()))
-                return
-            for result in seeded:
-                yield self._counted(result)
-            while True:
-                if loop.time() >= deadline:
-                    for result in await self._expire():
-                        yield self._counted(result)
-                    break
-                self._dispatch()
-                if not self._pending:
-                    break
-                done, _ = await asyncio.wait(
-                    self._pending, timeout=max(0.0, deadline - loop.time()), return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in done:
-                    item, sent_validators = self._pending.pop(task)
-                    for result in self._handle(item, sent_validators, task.result()):
-                        yield self._counted(result)
-        finally:
-            await self._cancel_pending()
+                done.append(receive.receive_nowait())
+            except anyio.WouldBlock:
+                return done
 
     def _time_limit_reason(self) -> str:
         return f"crawl time limit reached (CRAWL_TIMEOUT_SECONDS={self._settings.crawl_timeout_seconds:g})"
 
-    async def _expire(self) -> list[CrawlResult]:
+    def _expire(self) -> list[CrawlResult]:
         """Stop at the crawl deadline: cancel what is in flight and report it, and what waits, as skipped."""
-        in_flight = [item for item, _ in self._pending.values()]
-        await self._cancel_pending()
+        in_flight = list(self._pending.values())
+        self._pending.clear()
+        for scope in self._scopes.values():
+            scope.cancel()
         waiting = [item for item in self._frontier.values() if item.url not in self._claimed]
         self._frontier.clear()
         reason = self._time_limit_reason()
@@ -255,7 +299,7 @@ class _CrawlRun:
         self._frontier[url] = _Item(url, depth, limit, order)
         return None
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, fetches: TaskGroup, send: MemoryObjectSendStream[_Done]) -> None:
         request = self._request
         while (
             self._frontier
@@ -264,27 +308,48 @@ class _CrawlRun:
         ):
             item = min(self._frontier.values(), key=lambda waiting: waiting.key)
             # Level barrier: a deeper page waits until every shallower fetch is done (exact BFS depths).
-            if any(other.depth < item.depth for other, _ in self._pending.values()):
+            if any(other.depth < item.depth for other in self._pending.values()):
                 break
             del self._frontier[item.url]
             if page_key(item.url) in self._claimed:  # already reached through a redirect or another spelling
                 continue
-            stored = self._stored(item.url)
+            self._pending[item.url] = item
+            self._scopes[item.url] = anyio.CancelScope()
+            fetches.start_soon(self._process, item, send.clone(), name=f"crawlrag fetch {item.url}")
+
+    async def _process(self, item: _Item, send: MemoryObjectSendStream[_Done]) -> None:
+        with self._scopes[item.url], send:
+            stored = await self._stored(item.url)
             # Conditional requests only where the body is not needed to find more links.
             conditional = stored if item.depth >= item.limit else None
-            task = asyncio.create_task(self._process(item, conditional), name=f"crawlrag fetch {item.url}")
-            self._pending[task] = (item, stored)
+            outcome = await self._fetch(item, conditional)
+            stored_final = stored
+            if isinstance(outcome.result, FetchedDocument):
+                # The stored copy, if any, is filed under the URL the redirect led to (or the page's canonical).
+                filed_under = _canonical_candidate(outcome.result) or outcome.final_url
+                if filed_under != item.url:
+                    stored_final = await self._stored(filed_under)
+            await send.send((item, stored, outcome, stored_final))
+        self._scopes.pop(item.url, None)
 
-    async def _process(self, item: _Item, conditional: Validators | None) -> FetchOutcome:
+    async def _fetch(self, item: _Item, conditional: Validators | None) -> FetchOutcome:
         try:
-            if not await self._robots.allowed(item.url):
-                return FetchOutcome(item.url, item.url, PageSkipped(item.url, "robots.txt"))
-            return await self._fetcher.fetch(item.url, validators=conditional)
+            try:
+                if not await self._robots.allowed(item.url):
+                    return FetchOutcome(item.url, item.url, PageSkipped(item.url, "robots.txt"))
+            except RobotsUnavailableError as exc:  # the host is down: a failure, not a robots verdict
+                return FetchOutcome(item.url, item.url, PageFailure(item.url, str(exc)))
+            host = urlsplit(item.url).netloc
+            async with self._hosts.slot(host):
+                await self._hosts.wait_turn(host, await self._robots.crawl_delay(item.url))
+                return await self._fetcher.fetch(item.url, validators=conditional)
         except Exception as exc:  # one broken page must not end the crawl
             log.exception("unexpected error while crawling %s", item.url)
             return FetchOutcome(item.url, item.url, PageFailure(item.url, f"internal error: {exc!r}"))
 
-    def _handle(self, item: _Item, stored: Validators | None, outcome: FetchOutcome) -> Iterator[CrawlResult]:
+    def _handle(
+        self, item: _Item, stored: Validators | None, outcome: FetchOutcome, stored_final: Validators | None
+    ) -> Iterator[CrawlResult]:
         final, result = outcome.final_url, outcome.result
         if page_key(final) in self._claimed:  # two URLs redirected to one page, or a page fetched while its alias was
             yield PageSkipped(item.url, f"duplicate of {final}, already crawled")
@@ -304,8 +369,7 @@ class _CrawlRun:
             elif result.noindex:
                 yield PageSkipped(url, "noindex")
             else:
-                if url != item.url:  # the stored copy, if any, is filed under the URL the redirect led to
-                    stored = self._stored(url)
+                stored = stored_final
                 if stored is not None and _unchanged(stored, result):
                     yield PageSkipped(url, "not modified")
                 else:
@@ -340,8 +404,10 @@ class _CrawlRun:
         self._seen.add(canonical)
         return canonical
 
-    def _stored(self, url: str) -> Validators | None:
-        return self._validators(url) if self._validators is not None else None
+    async def _stored(self, url: str) -> Validators | None:
+        if self._validators is None:
+            return None
+        return await anyio.to_thread.run_sync(self._validators, url)
 
     def _counted(self, result: CrawlResult) -> CrawlResult:
         # An unchanged page is still one of the site's pages: counting it keeps a re-crawl to the same page set
@@ -364,14 +430,6 @@ class _CrawlRun:
             )
         return result
 
-    async def _cancel_pending(self) -> None:
-        tasks = list(self._pending)
-        self._pending.clear()
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-
 
 def _unchanged(stored: Validators, document: FetchedDocument) -> bool:
     etag, last_modified = stored
@@ -380,3 +438,11 @@ def _unchanged(stored: Validators, document: FetchedDocument) -> bool:
     if last_modified and document.last_modified:
         return last_modified == document.last_modified
     return False
+
+
+def _canonical_candidate(document: FetchedDocument) -> str | None:
+    """The canonical URL a page names, when it is another spelling than the URL it was fetched from."""
+    canonical = document.canonical
+    if canonical is None or page_key(canonical) == page_key(document.url):
+        return None
+    return canonical

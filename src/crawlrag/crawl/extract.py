@@ -32,6 +32,7 @@ from crawlrag.models import PageKind
 # fingerprint, so the next crawl re-processes pages converted by an older version.
 EXTRACTION_VERSION = 2
 
+EXTRACTION_VERSION = 1  # bump when extraction changes what stored pages hold: their index fingerprint changes
 # Removed from the chosen content element: site chrome that themes put inside <main> too.
 _CHROME_IN_CONTENT = "nav, [role=navigation], footer, script, style, noscript, template, [role=search]"
 # Removed as well when there is no content element and <body> is used.

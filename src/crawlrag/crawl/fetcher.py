@@ -9,11 +9,12 @@ for a page that loaded fine but is empty without JavaScript.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Literal
+
+import anyio
 
 from crawlrag.config import Settings
 from crawlrag.crawl.browser import BrowserRenderer, BrowserUnavailableError
@@ -93,9 +94,11 @@ class Fetcher:
         if kind is None:
             shown = response.content_type or "unknown"
             return FetchOutcome(url, final, PageSkipped(url, f"unsupported content type: {shown}"))
-        text = decode_html(response.body, response.charset)
+        # Bodies are up to MAX_RESPONSE_BYTES: decoding and text extraction run off the event loop.
+        text = await anyio.to_thread.run_sync(decode_html, response.body, response.charset)
         if kind == "text":
-            extracted, rendered, note, convert_seconds = extract_text(text, final), False, "", 0.0
+            extracted = await anyio.to_thread.run_sync(extract_text, text, final, abandon_on_cancel=True)
+            rendered, note, convert_seconds = False, "", 0.0
         else:
             try:
                 extracted, rendered, note, convert_seconds = await self._convert_html(text, final)
@@ -122,7 +125,7 @@ class Fetcher:
     async def _convert_html(self, html: str, url: str) -> tuple[Extracted, bool, str, float]:
         """The page's extraction, whether the browser rendered it, a note on why not, and the conversion's CPU
         seconds."""
-        extracted, seconds = await asyncio.to_thread(_extract_timed, html, url)
+        extracted, seconds = await anyio.to_thread.run_sync(_extract_timed, html, url, abandon_on_cancel=True)
         mode = self._settings.browser
         if mode == "never" or (mode == "auto" and not needs_rendering(html, extracted.markdown)):
             return extracted, False, "", seconds
@@ -133,7 +136,7 @@ class Fetcher:
         except Exception as exc:  # navigation errors, timeouts, a crashed renderer
             log.info("rendering %s in the browser failed: %s", url, exc)
             return extracted, False, f" (browser rendering failed: {exc})", seconds
-        rendered, more = await asyncio.to_thread(_extract_timed, page.html, url)
+        rendered, more = await anyio.to_thread.run_sync(_extract_timed, page.html, url, abandon_on_cancel=True)
         seconds += more
         if not rendered.markdown.strip() and extracted.markdown.strip():
             return extracted, False, "", seconds

@@ -14,14 +14,17 @@ markdown and drives the browser (see `extract.py` and `browser.py`).
 
 from __future__ import annotations
 
-import asyncio
+import email.utils
 import logging
 import re
+import ssl
+import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
+import anyio
 import httpcore
 import httpx
 
@@ -37,10 +40,17 @@ _ACCEPT = "text/html,application/xhtml+xml,text/markdown;q=0.9,text/plain;q=0.9,
 _ACCEPT_ENCODING = "gzip, deflate"
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
 _MAX_CONNECTIONS = 100
+# Answers that mean "not now": retried after the server's Retry-After (or this backoff), HTTP_RETRIES times.
+_RETRY_STATUSES = frozenset({429, 503})
+_RETRY_BACKOFF_SECONDS = 1.0
 
 
 class FetchError(Exception):
     """A request that produced no usable response; `str(exc)` is a short reason for the crawl report."""
+
+
+class HostUnreachableError(FetchError):
+    """No connection could be made or the server never answered (refused, reset, timed out, TLS, DNS)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,17 +116,42 @@ class HttpClient:
         """GET `url`, following redirects. `want_body` sees the headers first and can decline the download.
 
         Raises `FetchError` for network errors, timeouts, blocked redirects and bodies over `max_bytes`
-        (default `MAX_RESPONSE_BYTES`). HTTP error statuses are returned, not raised.
+        (default `MAX_RESPONSE_BYTES`). HTTP error statuses are returned, not raised; 429 and 503 are first
+        retried (HTTP_RETRIES times) after the server's Retry-After, when that is at most MAX_RETRY_AFTER_SECONDS.
         """
+        settings = self._settings
+        for attempt in range(settings.http_retries + 1):
+            response = await self._get_once(url, headers, want_body, max_bytes)
+            if response.status not in _RETRY_STATUSES or attempt == settings.http_retries:
+                return response
+            delay = retry_delay(response.header("retry-after"), attempt)
+            if delay > settings.max_retry_after_seconds:
+                log.info(
+                    "%s: HTTP %d asks to wait %.0fs, more than MAX_RETRY_AFTER_SECONDS", url, response.status, delay
+                )
+                return response
+            log.info("%s: HTTP %d, retrying in %.1fs", url, response.status, delay)
+            await anyio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _get_once(
+        self,
+        url: str,
+        headers: Mapping[str, str] | None,
+        want_body: Callable[[HttpResponse], bool],
+        max_bytes: int | None,
+    ) -> HttpResponse:
         limit = self._settings.max_response_bytes if max_bytes is None else max_bytes
         timeout = self._settings.request_timeout_seconds
         try:
-            async with asyncio.timeout(timeout):
+            with anyio.fail_after(timeout):
                 return await self._get(url, dict(headers or {}), want_body, limit)
         except TimeoutError:
-            raise FetchError(f"timed out after {timeout:g}s") from None
+            raise HostUnreachableError(f"timed out after {timeout:g}s") from None
         except httpx.TimeoutException:
-            raise FetchError(f"timed out after {timeout:g}s") from None
+            raise HostUnreachableError(f"timed out after {timeout:g}s") from None
+        except httpx.ConnectError as exc:
+            raise HostUnreachableError(_describe(exc)) from None
         except httpx.HTTPError as exc:
             raise FetchError(_describe(exc)) from None
         except BlockedURLError as exc:  # raised by PinnedBackend when the connection-time check refuses
@@ -346,10 +381,53 @@ def _pinned_transport(backend: PinnedBackend) -> httpx.AsyncHTTPTransport:
     return transport
 
 
+def retry_delay(retry_after: str | None, attempt: int) -> float:
+    """Seconds to wait before retrying: Retry-After (seconds or an HTTP date), else exponential backoff."""
+    backoff = _RETRY_BACKOFF_SECONDS * 2**attempt
+    if retry_after is None or not retry_after.strip():
+        return backoff
+    value = retry_after.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return backoff
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _connect_reason(exc: httpx.HTTPError) -> str:
+    """What went wrong, in the words a user searches for: refused, reset, timed out, TLS, DNS."""
+    chain = _causes(exc)
+    text = " ".join(str(item) for item in chain).lower()
+    if any(isinstance(item, ssl.SSLError) for item in chain) or "certificate" in text or "ssl" in text:
+        return "TLS error"
+    if any(isinstance(item, ConnectionRefusedError) for item in chain) or "refused" in text:
+        return "connection refused"
+    if any(isinstance(item, ConnectionResetError) for item in chain) or "reset by peer" in text:
+        return "connection reset"
+    if "name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+        return "DNS lookup failed"
+    if any(isinstance(item, TimeoutError) for item in chain) or "timed out" in text:
+        return "connection timed out"
+    return "connection failed"
+
+
 def _describe(exc: httpx.HTTPError) -> str:
     detail = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.ConnectError):
-        return f"connection failed: {detail}"
+        return f"{_connect_reason(exc)}: {detail}"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError) and "reset" in detail.lower():
+        return f"connection reset: {detail}"
     if isinstance(exc, httpx.DecodingError):
         return f"could not decode the response: {detail}"
     return f"request failed: {detail}"

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from crawlrag.crawl.urls import CrawlInputError
-
-MAX_DEPTH_LIMIT = 50
-MAX_CONCURRENT_LIMIT = 100
+from crawlrag.pipeline.bounds import CONCURRENCY_RANGE, DEPTH_RANGE, PAGES_RANGE
 
 
 @dataclass(frozen=True)
@@ -22,14 +20,13 @@ class CrawlRequest:
     exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not 0 <= self.max_depth <= MAX_DEPTH_LIMIT:
-            raise CrawlInputError(f"max_depth must be between 0 and {MAX_DEPTH_LIMIT}, got {self.max_depth}")
-        if self.max_pages < 1:
-            raise CrawlInputError(f"max_pages must be at least 1, got {self.max_pages}")
-        if not 1 <= self.max_concurrent <= MAX_CONCURRENT_LIMIT:
-            raise CrawlInputError(
-                f"max_concurrent must be between 1 and {MAX_CONCURRENT_LIMIT}, got {self.max_concurrent}"
-            )
+        for name, value, (low, high) in (
+            ("max_depth", self.max_depth, DEPTH_RANGE),
+            ("max_pages", self.max_pages, PAGES_RANGE),
+            ("max_concurrent", self.max_concurrent, CONCURRENCY_RANGE),
+        ):
+            if not low <= value <= high:
+                raise CrawlInputError(f"{name} must be between {low} and {high}, got {value}")
         # Accept lists from callers (JSON tool arguments) but keep the dataclass hashable and immutable.
         object.__setattr__(self, "include", tuple(self.include))
         object.__setattr__(self, "exclude", tuple(self.exclude))

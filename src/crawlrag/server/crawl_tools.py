@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -11,15 +10,24 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from crawlrag.models import CrawlJob, JobStatus
-from crawlrag.server.arguments import ArgumentError, CrawlSpec, check_int, check_job_id
-from crawlrag.server.jobs import Job, ProgressReporter
+from crawlrag.pipeline.jobs import Job, ProgressReporter
+from crawlrag.pipeline.options import CrawlOptions
+from crawlrag.server.arguments import check_int, check_job_id
 from crawlrag.server.runtime import ServerRuntime
 from crawlrag.server.tasks import client_wants_tasks
 from crawlrag.server.toolkit import CRAWLS, JOB_CONTROL, READ_ONLY, ToolResult, ToolSet, add_tool, fail, ok
 
 Url = Annotated[str, Field(description="Start URL, http:// or https:// (or file:// under ALLOWED_PATHS)")]
-MaxDepth = Annotated[int, Field(description="Link depth to follow from the start page, 0 to 50 (0: this page only)")]
-MaxConcurrent = Annotated[int, Field(description="Pages fetched at once, 1 to 100, capped at MAX_CONCURRENT")]
+MaxDepth = Annotated[
+    int | None,
+    Field(description="Link depth to follow from the start page, 0 to 50 (0: this page only; default MAX_DEPTH)"),
+]
+MaxConcurrent = Annotated[
+    int | None, Field(description="Pages fetched at once, 1 to 100 (default and cap: MAX_CONCURRENT)")
+]
+Force = Annotated[
+    bool, Field(description="Re-process every page, even unchanged ones indexed with the current settings")
+]
 ChunkSize = Annotated[
     int | None, Field(description="Characters per chunk for this crawl, 200 to 20000 (default: CHUNK_SIZE)")
 ]
@@ -27,9 +35,6 @@ MaxPages = Annotated[int | None, Field(description="Stop after this many pages (
 Include = Annotated[list[str] | None, Field(description='Only crawl URLs matching a glob, e.g. ["*/docs/*"]')]
 Exclude = Annotated[list[str] | None, Field(description='Skip URLs matching any of these globs, e.g. ["*/blog/*"]')]
 JobId = Annotated[str, Field(description="The job_id a crawl tool returned (see list_crawl_jobs)")]
-Force = Annotated[bool, Field(description="Store pages again even when unchanged")]
-# Until crawl jobs take `force`, a forced crawl is refused rather than silently run as a normal one.
-_SPEC_TAKES_FORCE = "force" in inspect.signature(CrawlSpec.from_arguments).parameters
 
 MAX_LISTED_PROBLEMS = 20
 RUNNING_MESSAGE = (
@@ -55,6 +60,9 @@ def job_view(record: CrawlJob, job: Job | None = None) -> dict[str, Any]:
         },
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
+        "worker": record.worker,
+        "started_at": record.started_at.isoformat() if record.started_at else None,
+        "finished_at": record.finished_at.isoformat() if record.finished_at else None,
     }
     if record.error:
         view["job_error"] = record.error
@@ -103,14 +111,6 @@ def progress_reporter(ctx: Context) -> ProgressReporter:
     return report
 
 
-def _force(force: bool) -> dict[str, Any]:
-    if not force:
-        return {}
-    if not _SPEC_TAKES_FORCE:
-        raise ArgumentError("force is not supported by this server's crawl jobs yet")
-    return {"force": True}
-
-
 def register_crawl_tools(tools: ToolSet, runtime: ServerRuntime) -> None:
     async def wait_and_answer(ctx: Context, job: Job) -> CallToolResult:
         # A client running the call as a task polls tasks/get instead: answer at once with the job.
@@ -125,17 +125,15 @@ def register_crawl_tools(tools: ToolSet, runtime: ServerRuntime) -> None:
         Waits up to CRAWL_WAIT_SECONDS; if the page is not stored by then, returns a job_id and status
         "running" to follow with get_crawl_status.
         """
-        spec = CrawlSpec.from_arguments(
-            runtime.settings, url=url, max_depth=0, max_pages=1, kind="single", **_force(force)
-        )
-        return await wait_and_answer(ctx, await runtime.jobs.submit(spec))
+        options = CrawlOptions.build(runtime.settings, url=url, max_depth=0, max_pages=1, kind="single", force=force)
+        return await wait_and_answer(ctx, await runtime.jobs.submit(options))
 
     @add_tool(tools, runtime, title="Crawl a site", annotations=CRAWLS)
     async def smart_crawl_url(
         ctx: Context,
         url: Url,
-        max_depth: MaxDepth = 3,
-        max_concurrent: MaxConcurrent = 10,
+        max_depth: MaxDepth = None,
+        max_concurrent: MaxConcurrent = None,
         chunk_size: ChunkSize = None,
         max_pages: MaxPages = None,
         include: Include = None,
@@ -145,12 +143,13 @@ def register_crawl_tools(tools: ToolSet, runtime: ServerRuntime) -> None:
         """Crawl a documentation site and store its pages for perform_rag_query.
 
         The URL may be a page (links on the same site are followed to max_depth), a sitemap.xml (its pages are
-        crawled) or an llms.txt / text file. Pages already stored and unchanged are recognised and skipped.
+        crawled) or an llms.txt / text file. Pages already stored and unchanged are recognised and skipped, unless
+        the index settings (chunk size, code examples, contextual embeddings, model) changed or force is true.
 
         Waits up to CRAWL_WAIT_SECONDS (sending progress notifications when the client asks for them); a crawl
         still running then continues in the background and the result has its job_id and status "running".
         """
-        spec = CrawlSpec.from_arguments(
+        options = CrawlOptions.build(
             runtime.settings,
             url=url,
             max_depth=max_depth,
@@ -159,9 +158,9 @@ def register_crawl_tools(tools: ToolSet, runtime: ServerRuntime) -> None:
             include=include,
             exclude=exclude,
             chunk_size=chunk_size,
-            **_force(force),
+            force=force,
         )
-        return await wait_and_answer(ctx, await runtime.jobs.submit(spec))
+        return await wait_and_answer(ctx, await runtime.jobs.submit(options))
 
     @add_tool(tools, runtime, title="Crawl job status", annotations=READ_ONLY)
     async def get_crawl_status(job_id: JobId) -> ToolResult:

@@ -103,7 +103,8 @@ def service_routes(runtime: ServerRuntime) -> list[BaseRoute]:
 
     async def health(request: Request) -> Response:
         document = await runtime.health()
-        code = 503 if document["status"] == "error" else 200
+        # 503 until the embedding model is ready, so readiness probes hold traffic back while it loads.
+        code = 503 if document["status"] in ("error", "starting") else 200
         return Response(json.dumps(document, default=str), status_code=code, media_type="application/json")
 
     async def metrics(request: Request) -> Response:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from crawlrag.indexer import IndexProgress
+from crawlrag.models import JobStatus
+from crawlrag.pipeline.report import IndexProgress
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _PAGE_OUTCOMES = ("stored", "unchanged", "skipped", "failed")
@@ -58,8 +59,10 @@ class ProgressCounter:
     def __init__(self, metrics: ServerMetrics) -> None:
         self._metrics = metrics
         self._seen: dict[str, int] = dict.fromkeys((*_PAGE_OUTCOMES, "chunks"), 0)
+        self.pages_done = 0
 
     def update(self, progress: IndexProgress) -> None:
+        self.pages_done = progress.pages_done
         for outcome in _PAGE_OUTCOMES:
             value = getattr(progress, outcome)
             if value > self._seen[outcome]:
@@ -68,3 +71,26 @@ class ProgressCounter:
         if progress.chunks_stored > self._seen["chunks"]:
             self._metrics.chunks.inc(progress.chunks_stored - self._seen["chunks"])
             self._seen["chunks"] = progress.chunks_stored
+
+
+class ServerJobEvents:
+    """The job manager's events as metrics: pages and chunks as they are counted, jobs by state."""
+
+    def __init__(self, metrics: ServerMetrics) -> None:
+        self._metrics = metrics
+        self._counters: dict[str, ProgressCounter] = {}
+
+    def progress(self, job_id: str, progress: IndexProgress) -> None:
+        counter = self._counters.get(job_id)
+        if counter is None or progress.pages_done < counter.pages_done:  # a resumed job counts from zero again
+            counter = self._counters[job_id] = ProgressCounter(self._metrics)
+        counter.update(progress)
+
+    def finished(self, status: JobStatus) -> None:
+        self._metrics.jobs_finished.labels(status.value).inc()
+
+    def counts(self, running: int, queued: int) -> None:
+        self._metrics.jobs.labels("running").set(running)
+        self._metrics.jobs.labels("queued").set(queued)
+        if not running and not queued:
+            self._counters.clear()

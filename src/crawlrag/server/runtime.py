@@ -6,7 +6,6 @@ request: every session's tool calls go through the same `ServerRuntime`, so mode
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -14,30 +13,30 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+from anyio.abc import TaskGroup
 
-from crawlrag.config import Settings
+from crawlrag.config import Settings, package_version
 from crawlrag.context import AppContext
 from crawlrag.crawl import Crawler
 from crawlrag.embeddings import Embedder
-from crawlrag.server.jobs import JobManager
-from crawlrag.server.metrics import ServerMetrics
+from crawlrag.pipeline.jobs import JobManager
+from crawlrag.server.metrics import ServerJobEvents, ServerMetrics
 
 log = logging.getLogger(__name__)
 
 # How long a search waits for the embedding model that is still loading before it answers keyword-only.
 EMBEDDER_WAIT_SECONDS = 20.0
-# Closing the crawler (browser, HTTP pool) gets this long, even when shutdown was itself cancelled.
-SHUTDOWN_SECONDS = 15.0
+# Closing the crawler (browser, HTTP pool) gets this long, even when shutdown was itself cancelled: shutdown on
+# SIGTERM must end within a few seconds (orchestrators kill after their grace period).
+SHUTDOWN_SECONDS = 2.0
 # Store statistics safe to show on the unauthenticated /health route (no paths, no connection strings).
 _PUBLIC_STORE_KEYS = ("backend", "sources", "pages", "chunks", "code_examples", "bytes", "vectors_in_memory")
 _UNHEALTHY_RERANK_STATES = ("failed", "degraded")
-
-
-def package_version() -> str:
-    try:
-        return importlib.metadata.version("crawlrag")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+# /health waits this long for fresh store statistics, then answers with the last ones: a slow or locked store
+# must not make readiness probes time out.
+HEALTH_STORE_WAIT_SECONDS = 0.05
+# ...except for the first statistics of the process, which it waits for up to this long.
+HEALTH_FIRST_STORE_WAIT_SECONDS = 5.0
 
 
 class NotStartedError(RuntimeError):
@@ -66,6 +65,9 @@ class ServerRuntime:
         self._stack: AsyncExitStack | None = None
         self._embedder_ready: anyio.Event | None = None
         self.embedder_error: str | None = None
+        self._tasks: TaskGroup | None = None
+        self._store_stats: dict[str, Any] | None = None
+        self._stats_refresh: anyio.Event | None = None
         self.interrupted_at_start = 0
 
     # --- the shared objects (raise NotStartedError outside `async with`) ------------------------------------
@@ -129,7 +131,17 @@ class ServerRuntime:
         crawler = self._crawler_factory(self.settings)
         await crawler.__aenter__()
         stack.push_async_callback(self._close_crawler, crawler)
-        self.interrupted_at_start = await anyio.to_thread.run_sync(context.store.interrupt_unfinished_jobs)
+        jobs = JobManager(
+            self.settings,
+            context.store,
+            embedder,
+            crawler,
+            ServerJobEvents(metrics),
+            max_running=self._max_running_jobs,
+            embedder_problem=lambda: self.embedder_error,
+        )
+        # Jobs of `crawlrag crawl` processes still running on the same database are theirs, not interrupted.
+        self.interrupted_at_start = await jobs.interrupt_dead_jobs()
         if self.interrupted_at_start:
             log.warning(
                 "%d crawl job(s) of a previous server process did not finish; they are marked interrupted "
@@ -144,10 +156,9 @@ class ServerRuntime:
         stack.callback(tasks.cancel_scope.cancel)
         self._embedder_ready = anyio.Event()
         tasks.start_soon(self._load_embedder, embedder)
+        self._tasks = tasks
 
-        self._jobs = await stack.enter_async_context(
-            JobManager(self.settings, context.store, embedder, crawler, metrics, max_running=self._max_running_jobs)
-        )
+        self._jobs = await stack.enter_async_context(jobs)
         self._context, self._crawler = context, crawler
         log.info("crawlrag %s ready (store and tools available; models load in the background)", package_version())
 
@@ -172,6 +183,7 @@ class ServerRuntime:
 
     def _clear(self) -> None:
         self._context = self._crawler = self._jobs = None
+        self._tasks = self._stats_refresh = None
 
     async def _load_embedder(self, embedder: Embedder) -> None:
         assert self._embedder_ready is not None
@@ -198,20 +210,49 @@ class ServerRuntime:
 
     # --- health -----------------------------------------------------------------------------------------------
 
+    async def _store_health(self) -> dict[str, Any]:
+        """Fresh store statistics when the store answers quickly, else the last ones (marked stale)."""
+        refresh = self._stats_refresh
+        if refresh is None and self._tasks is not None:
+            refresh = self._stats_refresh = anyio.Event()
+            self._tasks.start_soon(self._refresh_store_stats, refresh)
+        if refresh is not None:
+            first = self._store_stats is None
+            with anyio.move_on_after(HEALTH_FIRST_STORE_WAIT_SECONDS if first else HEALTH_STORE_WAIT_SECONDS):
+                await refresh.wait()
+        fresh = refresh is None or refresh.is_set()
+        if self._store_stats is None:
+            return {"ok": True, "pending": True}
+        return self._store_stats | ({} if fresh else {"stale": True})
+
+    async def _refresh_store_stats(self, done: anyio.Event) -> None:
+        try:
+            stats = await anyio.to_thread.run_sync(self.context.store.stats, abandon_on_cancel=True)
+            self._store_stats = {"ok": True} | {k: stats[k] for k in _PUBLIC_STORE_KEYS if k in stats}
+        except Exception as exc:
+            self._store_stats = {"ok": False, "error": str(exc) or type(exc).__name__}
+        finally:
+            self._stats_refresh = None
+            done.set()
+
+    @property
+    def embedder_ready(self) -> bool:
+        return self._embedder_ready is not None and self._embedder_ready.is_set()
+
     async def health(self) -> dict[str, Any]:
-        """The /health document; `status` is ok, degraded (usable, something is missing) or error (unusable)."""
+        """The /health document; `status` is starting (the embedding model is still loading), ok, degraded (usable,
+        something is missing) or error (unusable)."""
         if not self.started:
             return {"status": "error", "version": package_version(), "error": "the server is not running"}
         context = self.context
         problems: list[str] = []
-        try:
-            stats = await anyio.to_thread.run_sync(context.store.stats)
-            store: dict[str, Any] = {"ok": True} | {k: stats[k] for k in _PUBLIC_STORE_KEYS if k in stats}
-        except Exception as exc:
-            store = {"ok": False, "error": str(exc) or type(exc).__name__}
+        store = await self._store_health()
+        if not store["ok"]:
             problems.append("error")
-        ready = self._embedder_ready is not None and self._embedder_ready.is_set()
+        ready = self.embedder_ready
         embedder = context.embedder.status() | {"ready": ready}
+        if not ready:
+            problems.append("starting")
         if self.embedder_error is not None:
             embedder["error"] = self.embedder_error
             problems.append("degraded")
@@ -221,7 +262,7 @@ class ServerRuntime:
             rerank = context.reranker.status()
             if str(rerank.get("state")) in _UNHEALTHY_RERANK_STATES:
                 problems.append("degraded")
-        status = "error" if "error" in problems else "degraded" if problems else "ok"
+        status = next((name for name in ("error", "starting", "degraded") if name in problems), "ok")
         return {
             "status": status,
             "version": package_version(),

@@ -14,16 +14,11 @@ from typing import Any
 from mcp.server.mcpserver import Context
 
 from crawlrag.config import Settings
-from crawlrag.crawl.results import MAX_CONCURRENT_LIMIT, MAX_DEPTH_LIMIT
+from crawlrag.crawl.urls import MAX_URL_CHARS
 from crawlrag.limits import JOB_LIST_RANGE, MAX_RESULT_TOKENS, MAX_SECTION_CHARS, MAX_SOURCE_CHARS, MIN_RESULT_TOKENS
-from crawlrag.server.arguments import (
-    CHUNK_SIZE_RANGE,
-    JOB_ID_PATTERN,
-    MAX_PATTERN_CHARS,
-    MAX_PATTERNS,
-    MAX_URL_CHARS,
-    PAGES_RANGE,
-)
+from crawlrag.pipeline.bounds import CHUNK_SIZE_RANGE, CONCURRENCY_RANGE, DEPTH_RANGE, PAGES_RANGE
+from crawlrag.pipeline.options import MAX_PATTERN_CHARS, MAX_PATTERNS
+from crawlrag.server.arguments import JOB_ID_PATTERN
 
 Schema = dict[str, Any]
 
@@ -107,9 +102,17 @@ def tool_properties(settings: Settings) -> dict[str, dict[str, Schema]]:
         "crawl_single_page": {"url": _url("URL of the page, http:// or https://"), "force": _force()},
         "smart_crawl_url": {
             "url": _url("Start URL (a page, a sitemap.xml or an llms.txt), http:// or https://"),
-            "max_depth": integer(0, MAX_DEPTH_LIMIT, "Link depth to follow from the start page (0: this page only)"),
+            "max_depth": integer(
+                DEPTH_RANGE[0],
+                DEPTH_RANGE[1],
+                f"Link depth to follow from the start page (0: this page only; null: MAX_DEPTH, {settings.max_depth})",
+                nullable=True,
+            ),
             "max_concurrent": integer(
-                1, MAX_CONCURRENT_LIMIT, f"Pages fetched at once, capped at MAX_CONCURRENT ({settings.max_concurrent})"
+                CONCURRENCY_RANGE[0],
+                CONCURRENCY_RANGE[1],
+                f"Pages fetched at once (null and cap: MAX_CONCURRENT, {settings.max_concurrent})",
+                nullable=True,
             ),
             "chunk_size": integer(
                 chunks_low,

@@ -21,7 +21,7 @@ from mcp_types import INVALID_PARAMS, CallToolRequestParams, CallToolResult, Req
 from pydantic import Field
 
 from crawlrag.models import CrawlJob, JobStatus
-from crawlrag.server.jobs import JobError
+from crawlrag.pipeline.jobs import JobError
 from crawlrag.server.runtime import ServerRuntime
 from crawlrag.server.schemas import JOB_ID_PATTERN
 

@@ -20,9 +20,9 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 
 from crawlrag.crawl import CrawlInputError
 from crawlrag.embeddings import EmbeddingError
+from crawlrag.pipeline.jobs import JobError
 from crawlrag.search import SearchInputError
 from crawlrag.server.arguments import ArgumentError
-from crawlrag.server.jobs import JobError
 from crawlrag.server.output_schemas import OUTPUT_SCHEMAS
 from crawlrag.server.runtime import NotStartedError, ServerRuntime
 from crawlrag.server.schemas import Schema, input_schema, tool_properties

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,6 +29,7 @@ class PageWrite:
     embed_hashes: Sequence[str]
     code_examples: Sequence[CodeExample] = ()
     code_embeddings: np.ndarray | None = None
+    fingerprint: str | None = None  # the index settings the page was processed with
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +142,8 @@ class Store(Protocol):
 
     def list_jobs(self, limit: int = 50) -> list[CrawlJob]: ...
 
-    def interrupt_unfinished_jobs(self) -> int:
-        """Mark jobs left queued or running by a previous process as interrupted; return how many."""
+    def interrupt_unfinished_jobs(self, alive: Callable[[str | None], bool] = lambda worker: False) -> int:
+        """Mark jobs left queued or running as interrupted unless `alive(worker)`; return how many."""
 
     # --- health -------------------------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]: ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -222,13 +222,13 @@ class PostgresStore:
     def get_page(self, url: str) -> StoredPage | None:
         with self._connection() as conn:
             row = conn.execute(
-                "SELECT url, source_id, title, content_hash, chunk_count, etag, last_modified, crawled_at, kind"
-                " FROM pages WHERE url = %s",
+                "SELECT url, source_id, title, content_hash, chunk_count, etag, last_modified, crawled_at, kind,"
+                " index_fingerprint FROM pages WHERE url = %s",
                 (clean(url),),
             ).fetchone()
         if row is None:
             return None
-        return StoredPage(*row[:7], crawled_at=row[7].astimezone(UTC), kind=row[8])
+        return StoredPage(*row[:7], crawled_at=row[7].astimezone(UTC), kind=row[8], fingerprint=row[9])
 
     def page_markdown(self, url: str) -> str | None:
         with self._connection() as conn:
@@ -323,9 +323,9 @@ class PostgresStore:
         with self._connection() as conn:
             return postgres_jobs.list_jobs(conn, limit)
 
-    def interrupt_unfinished_jobs(self) -> int:
-        with self._connection() as conn:
-            return postgres_jobs.interrupt_unfinished_jobs(conn)
+    def interrupt_unfinished_jobs(self, alive: Callable[[str | None], bool] = lambda worker: False) -> int:
+        with self._transaction() as conn:
+            return postgres_jobs.interrupt_unfinished_jobs(conn, alive)
 
     # --- health -------------------------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
@@ -13,16 +14,17 @@ from crawlrag.store.postgres_write import clean, clean_opt
 
 _COLUMNS = (
     "job_id, url, options, status, pages_done, pages_failed, pages_skipped, pages_total, chunks_stored, error,"
-    " created_at, updated_at"
+    " created_at, updated_at, worker, started_at, finished_at"
 )
 _UPSERT = f"""
-    INSERT INTO crawl_jobs ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    INSERT INTO crawl_jobs ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
     ON CONFLICT (job_id) DO UPDATE SET
         url = EXCLUDED.url, options = EXCLUDED.options, status = EXCLUDED.status,
         pages_done = EXCLUDED.pages_done, pages_failed = EXCLUDED.pages_failed,
         pages_skipped = EXCLUDED.pages_skipped, pages_total = EXCLUDED.pages_total,
         chunks_stored = EXCLUDED.chunks_stored, error = EXCLUDED.error,
-        created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at
+        created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
+        worker = EXCLUDED.worker, started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at
 """
 
 
@@ -32,7 +34,7 @@ def save_job(conn: psycopg.Connection[Any], job: CrawlJob) -> None:
         _UPSERT,
         (job.job_id, clean(job.url), Jsonb(job.options), job.status.value, job.pages_done, job.pages_failed,
          job.pages_skipped, job.pages_total, job.chunks_stored, clean_opt(job.error), job.created_at,
-         job.updated_at),
+         job.updated_at, clean_opt(job.worker), job.started_at, job.finished_at),
     )  # fmt: skip
 
 
@@ -50,6 +52,9 @@ def _job(row: tuple[Any, ...]) -> CrawlJob:
         error=row[9],
         created_at=row[10].astimezone(UTC),
         updated_at=row[11].astimezone(UTC),
+        worker=row[12],
+        started_at=row[13].astimezone(UTC) if row[13] else None,
+        finished_at=row[14].astimezone(UTC) if row[14] else None,
     )
 
 
@@ -63,9 +68,16 @@ def list_jobs(conn: psycopg.Connection[Any], limit: int) -> list[CrawlJob]:
     return [_job(row) for row in rows]
 
 
-def interrupt_unfinished_jobs(conn: psycopg.Connection[Any]) -> int:
-    cursor = conn.execute(
-        "UPDATE crawl_jobs SET status = %s, error = coalesce(error, %s), updated_at = %s WHERE status IN (%s, %s)",
-        (JobStatus.INTERRUPTED.value, INTERRUPTED_REASON, utcnow(), JobStatus.QUEUED.value, JobStatus.RUNNING.value),
-    )
-    return int(cursor.rowcount)
+def interrupt_unfinished_jobs(conn: psycopg.Connection[Any], alive: Callable[[str | None], bool]) -> int:
+    rows = conn.execute(
+        "SELECT job_id, worker FROM crawl_jobs WHERE status IN (%s, %s) FOR UPDATE",
+        (JobStatus.QUEUED.value, JobStatus.RUNNING.value),
+    ).fetchall()
+    dead = [job_id for job_id, worker in rows if not alive(worker)]
+    if dead:
+        conn.execute(
+            "UPDATE crawl_jobs SET status = %s, error = coalesce(error, %s), updated_at = now(), finished_at = now()"
+            " WHERE job_id = ANY(%s)",
+            (JobStatus.INTERRUPTED.value, INTERRUPTED_REASON, dead),
+        )
+    return len(dead)

@@ -141,6 +141,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE crawled_pages ADD COLUMN anchor text NOT NULL DEFAULT '';
     ALTER TABLE crawled_pages ADD COLUMN kind text NOT NULL DEFAULT 'content';
     """,
+    # pipeline: the index settings each page was processed with, and who ran a job when
+    """
+    ALTER TABLE pages ADD COLUMN index_fingerprint text;
+    ALTER TABLE crawl_jobs ADD COLUMN worker text;
+    ALTER TABLE crawl_jobs ADD COLUMN started_at timestamptz;
+    ALTER TABLE crawl_jobs ADD COLUMN finished_at timestamptz;
+    """,
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -54,32 +54,48 @@ class SQLiteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the database folder {self.path.parent}: {exc}") from exc
-        self._lock = threading.RLock()
+        # Writes and reads use their own connection and lock: a writer waiting for another process's write lock
+        # (BEGIN IMMEDIATE retries for up to busy_timeout) must never hold up a search or /health. WAL readers
+        # see the last commit and never wait for writers.
+        self._lock = threading.RLock()  # the write connection
+        self._read_lock = threading.RLock()
+        # Catching up with other connections' commits and applying our own commit to the in-memory matrices must
+        # not interleave (a catch-up reading ids before our commit would drop the rows we just added).
+        # Lock order: write, index, read.
+        self._index_lock = threading.RLock()
         with translated_errors(self.path):
-            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self._conn = self._connect(busy_timeout_ms)
             self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.execute("PRAGMA foreign_keys = ON")
             self.schema_version = migrate(self._conn)
+            in_memory = str(path) == ":memory:"  # a second connection would open another, empty database
+            self._reader = self._conn if in_memory else self._connect(busy_timeout_ms)
+            if in_memory:
+                self._read_lock = self._index_lock = self._lock
         self._chunk_index = VectorIndex()
         self._code_index = VectorIndex()
         self._data_version = -1
         self._sync_indexes()
 
     # --- plumbing -----------------------------------------------------------------------------------------------
+    def _connect(self, busy_timeout_ms: int) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, translated_errors(self.path):
-            yield self._conn
+        with self._read_lock, translated_errors(self.path):
+            yield self._reader
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock, translated_errors(self.path):
             begin_immediate(self._conn)
             try:
-                # Holding the write lock, catch up with other processes' commits first, so that the version
-                # recorded after our commit never hides one of theirs.
+                # Holding the write lock, catch up with other connections' commits first (nothing to do when none
+                # happened), so rows this write replaces are known to the in-memory matrices.
                 self._sync_indexes()
                 yield self._conn
             except BaseException:
@@ -89,16 +105,16 @@ class SQLiteStore:
                     self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
-            # Our own commits don't change data_version; keep it current so only other processes trigger a sync.
-            self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
+            if self._reader is not self._conn:
+                self._reader.close()
             self._conn.close()
 
     def _sync_indexes(self) -> None:
         """Bring the in-memory vector matrices in line with rows that other processes added or removed."""
-        with self._read() as conn:
+        with self._index_lock, self._read() as conn:
             version = conn.execute("PRAGMA data_version").fetchone()[0]
             if version == self._data_version:
                 return
@@ -187,8 +203,9 @@ class SQLiteStore:
             ]
             deleted = conn.execute("DELETE FROM pages WHERE source_id = ?", (source_id,)).rowcount
             conn.execute("DELETE FROM sources WHERE source_id = ?", (source_id,))
-        self._chunk_index.remove(chunk_ids)
-        self._code_index.remove(code_ids)
+        with self._index_lock:
+            self._chunk_index.remove(chunk_ids)
+            self._code_index.remove(code_ids)
         return int(deleted)
 
     def source_texts(self, source_id: str) -> SourceTexts:
@@ -201,7 +218,7 @@ class SQLiteStore:
         with self._write() as conn:
             sqlite_reindex.replace_embeddings(conn, model, dimension, updates, utcnow().isoformat())
         # Rows moved to new ids and possibly a new dimension: rebuild the matrices from the committed rows.
-        with self._lock:
+        with self._lock, self._index_lock, self._read_lock:
             self._chunk_index = VectorIndex()
             self._code_index = VectorIndex()
             self._data_version = -1
@@ -211,13 +228,13 @@ class SQLiteStore:
     def get_page(self, url: str) -> StoredPage | None:
         with self._read() as conn:
             row = conn.execute(
-                "SELECT url, source_id, title, content_hash, chunk_count, etag, last_modified, crawled_at, kind"
-                " FROM pages WHERE url = ?",
+                "SELECT url, source_id, title, content_hash, chunk_count, etag, last_modified, crawled_at, kind,"
+                " index_fingerprint FROM pages WHERE url = ?",
                 (url,),
             ).fetchone()
         if row is None:
             return None
-        return StoredPage(*row[:7], crawled_at=datetime.fromisoformat(row[7]), kind=row[8])
+        return StoredPage(*row[:7], crawled_at=datetime.fromisoformat(row[7]), kind=row[8], fingerprint=row[9])
 
     def page_markdown(self, url: str) -> str | None:
         with self._read() as conn:
@@ -241,16 +258,17 @@ class SQLiteStore:
             written = sqlite_write.replace_page(conn, write, model_name)
         code_vectors = write.code_embeddings if write.code_embeddings is not None else np.zeros((0, 0))
         # The matrices change only after the commit, so a failed write leaves search exactly as it was.
-        self._chunk_index.remove(written.old_chunk_ids)
-        self._code_index.remove(written.old_code_ids)
-        self._chunk_index.add(
-            written.chunk_ids,
-            write.embeddings,
-            [page.source_id] * len(written.chunk_ids),
-            [page.kind] * len(written.chunk_ids),
-        )
-        if written.code_ids:
-            self._code_index.add(written.code_ids, code_vectors, [page.source_id] * len(written.code_ids))
+        with self._index_lock:
+            self._chunk_index.remove(written.old_chunk_ids)
+            self._code_index.remove(written.old_code_ids)
+            self._chunk_index.add(
+                written.chunk_ids,
+                write.embeddings,
+                [page.source_id] * len(written.chunk_ids),
+                [page.kind] * len(written.chunk_ids),
+            )
+            if written.code_ids:
+                self._code_index.add(written.code_ids, code_vectors, [page.source_id] * len(written.code_ids))
 
     def touch_page(self, url: str) -> None:
         with self._write() as conn:
@@ -383,9 +401,9 @@ class SQLiteStore:
         with self._read() as conn:
             return sqlite_jobs.list_jobs(conn, limit)
 
-    def interrupt_unfinished_jobs(self) -> int:
+    def interrupt_unfinished_jobs(self, alive: Callable[[str | None], bool] = lambda worker: False) -> int:
         with self._write() as conn:
-            return sqlite_jobs.interrupt_unfinished_jobs(conn)
+            return sqlite_jobs.interrupt_unfinished_jobs(conn, alive)
 
     # --- health -------------------------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

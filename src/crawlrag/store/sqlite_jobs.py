@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -11,13 +12,17 @@ from crawlrag.models import INTERRUPTED_REASON, CrawlJob, JobStatus, utcnow
 
 _COLUMNS = (
     "job_id, url, options, status, pages_done, pages_failed, pages_skipped, pages_total, chunks_stored, error,"
-    " created_at, updated_at"
+    " created_at, updated_at, worker, started_at, finished_at"
 )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def save_job(conn: sqlite3.Connection, job: CrawlJob) -> None:
     conn.execute(
-        f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             job.job_id,
             job.url,
@@ -31,6 +36,9 @@ def save_job(conn: sqlite3.Connection, job: CrawlJob) -> None:
             job.error,
             job.created_at.isoformat(),
             job.updated_at.isoformat(),
+            job.worker,
+            _iso(job.started_at),
+            _iso(job.finished_at),
         ),
     )
 
@@ -49,6 +57,9 @@ def _job(row: tuple[Any, ...]) -> CrawlJob:
         error=row[9],
         created_at=datetime.fromisoformat(row[10]),
         updated_at=datetime.fromisoformat(row[11]),
+        worker=row[12],
+        started_at=datetime.fromisoformat(row[13]) if row[13] else None,
+        finished_at=datetime.fromisoformat(row[14]) if row[14] else None,
     )
 
 
@@ -62,15 +73,15 @@ def list_jobs(conn: sqlite3.Connection, limit: int) -> list[CrawlJob]:
     return [_job(row) for row in rows]
 
 
-def interrupt_unfinished_jobs(conn: sqlite3.Connection) -> int:
-    cursor = conn.execute(
-        "UPDATE jobs SET status = ?, error = COALESCE(error, ?), updated_at = ? WHERE status IN (?, ?)",
-        (
-            JobStatus.INTERRUPTED.value,
-            INTERRUPTED_REASON,
-            utcnow().isoformat(),
-            JobStatus.QUEUED.value,
-            JobStatus.RUNNING.value,
-        ),
-    )
-    return int(cursor.rowcount)
+def interrupt_unfinished_jobs(conn: sqlite3.Connection, alive: Callable[[str | None], bool]) -> int:
+    rows = conn.execute(
+        "SELECT job_id, worker FROM jobs WHERE status IN (?, ?)", (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+    ).fetchall()
+    dead = [job_id for job_id, worker in rows if not alive(worker)]
+    now = utcnow().isoformat()
+    for job_id in dead:
+        conn.execute(
+            "UPDATE jobs SET status = ?, error = COALESCE(error, ?), updated_at = ?, finished_at = ? WHERE job_id = ?",
+            (JobStatus.INTERRUPTED.value, INTERRUPTED_REASON, now, now, job_id),
+        )
+    return len(dead)

@@ -105,6 +105,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE chunks ADD COLUMN anchor TEXT NOT NULL DEFAULT '';
     ALTER TABLE chunks ADD COLUMN kind TEXT NOT NULL DEFAULT 'content';
     """,
+    # pipeline: the index settings each page was processed with, and who ran a job when
+    """
+    ALTER TABLE pages ADD COLUMN index_fingerprint TEXT;
+    ALTER TABLE jobs ADD COLUMN worker TEXT;
+    ALTER TABLE jobs ADD COLUMN started_at TEXT;
+    ALTER TABLE jobs ADD COLUMN finished_at TEXT;
+    """,
 ]
 
 

@@ -37,7 +37,7 @@ def replace_page(conn: sqlite3.Connection, write: PageWrite, model_name: str) ->
         conn.execute("DELETE FROM pages WHERE id = ?", (old[0],))
     page_id = conn.execute(
         "INSERT INTO pages (url, source_id, title, markdown, content_hash, word_count, chunk_count, etag,"
-        " last_modified, crawled_at, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " last_modified, crawled_at, kind, index_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             page.url,
             page.source_id,
@@ -50,6 +50,7 @@ def replace_page(conn: sqlite3.Connection, write: PageWrite, model_name: str) ->
             page.last_modified,
             utcnow().isoformat(),
             page.kind,
+            write.fingerprint,
         ),
     ).lastrowid
     chunk_ids = [

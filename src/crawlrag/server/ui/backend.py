@@ -15,8 +15,9 @@ import anyio
 
 from crawlrag.crawl import source_id_for
 from crawlrag.models import CodeHit, CrawlJob, JobStatus, SearchHit, SourceInfo
+from crawlrag.pipeline.options import CrawlOptions
 from crawlrag.search import SearchMode
-from crawlrag.server.arguments import ArgumentError, CrawlSpec, check_job_id
+from crawlrag.server.arguments import ArgumentError, check_job_id
 from crawlrag.server.runtime import ServerRuntime
 from crawlrag.server.ui.latency import LatencyRow, latency_rows
 
@@ -204,13 +205,13 @@ class UiBackend:
         latest = next((job for job in jobs if job.url == row.start_url), None)
         if latest is None:
             raise ArgumentError(f"the crawl jobs of {source_id[:100]!r} are gone; add a crawl instead")
-        spec = CrawlSpec.from_options(latest.url, latest.options, self.settings)
+        spec = CrawlOptions.from_stored(latest.url, latest.options, self.settings)
         return (await self.runtime.jobs.submit(spec)).job_id
 
     # --- crawls and jobs --------------------------------------------------------------------------------------
 
     async def start_crawl(self, url: str, max_depth: str, max_pages: str, include: str, exclude: str) -> str:
-        spec = CrawlSpec.from_arguments(
+        spec = CrawlOptions.build(
             self.settings,
             url=url,
             max_depth=_whole_number("max_depth", max_depth),

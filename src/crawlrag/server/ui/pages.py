@@ -10,9 +10,9 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from crawlrag.pipeline.jobs import JobError
 from crawlrag.search import SearchInputError, SearchMode
 from crawlrag.server.arguments import ArgumentError, clean_source
-from crawlrag.server.jobs import JobError
 from crawlrag.server.runtime import NotStartedError
 from crawlrag.server.ui.backend import SEARCH_MODES, SourceRow, UiBackend
 from crawlrag.server.ui.guard import Form, Guard, safe_next

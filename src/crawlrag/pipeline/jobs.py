@@ -1,18 +1,23 @@
-"""Crawl jobs: a crawl runs in the server process, outlives the tool call that started it, and is recorded.
+"""Crawl jobs: every crawl (an MCP tool's or `crawlrag crawl`'s) runs as a job that is recorded in the store.
 
 MCP clients give up on a tool call after about a minute, so the tools start a job, wait a while, and hand back a
 job id to poll. Jobs run in the manager's task group (not the request's), so a client that disconnects or cancels
-its call leaves the crawl running; only `cancel` or server shutdown stops it.
+its call leaves the crawl running; only `cancel` or shutdown stops it. Each record names the process that runs
+it (`worker`, "host:pid"), so a process starting up only marks jobs of processes that are gone as interrupted.
+Metrics are not kept here: the manager reports to a `JobEvents` (the server's turns them into Prometheus metrics).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Protocol
 
 import anyio
 from anyio.abc import TaskGroup
@@ -20,10 +25,10 @@ from anyio.abc import TaskGroup
 from crawlrag.config import Settings
 from crawlrag.crawl import Crawler, CrawlInputError
 from crawlrag.embeddings import Embedder, EmbeddingError
-from crawlrag.indexer import Indexer, IndexProgress, IndexReport
-from crawlrag.models import INTERRUPTED_REASON, CrawlJob, JobStatus
-from crawlrag.server.arguments import CrawlSpec
-from crawlrag.server.metrics import ProgressCounter, ServerMetrics
+from crawlrag.models import INTERRUPTED_REASON, CrawlJob, JobStatus, utcnow
+from crawlrag.pipeline.failures import SystemicError
+from crawlrag.pipeline.indexer import Indexer, IndexProgress, IndexReport
+from crawlrag.pipeline.options import CrawlOptions
 from crawlrag.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -36,9 +41,51 @@ POLL_SECONDS = 0.25
 KEEP_FINISHED = 100
 
 INTERRUPTED_ERROR = INTERRUPTED_REASON
-USER_FACING_ERRORS = (CrawlInputError, StoreError, EmbeddingError)
+USER_FACING_ERRORS = (CrawlInputError, StoreError, EmbeddingError, SystemicError)
 
 ProgressReporter = Callable[[int, int | None, str], Awaitable[None]]
+
+
+def this_worker() -> str:
+    """How job records name this process: "host:pid"."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_alive(worker: str | None) -> bool:
+    """Whether the process a job record names still runs (only knowable for processes of this host)."""
+    if not worker or worker == this_worker():
+        return False  # this process is starting: a job recorded under its own name is from an earlier life
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+class JobEvents(Protocol):
+    """What the manager reports as jobs run: the server turns these into metrics."""
+
+    def progress(self, job_id: str, progress: IndexProgress) -> None: ...
+
+    def finished(self, status: JobStatus) -> None: ...
+
+    def counts(self, running: int, queued: int) -> None: ...
+
+
+class NoJobEvents:
+    def progress(self, job_id: str, progress: IndexProgress) -> None:
+        pass
+
+    def finished(self, status: JobStatus) -> None:
+        pass
+
+    def counts(self, running: int, queued: int) -> None:
+        pass
 
 
 class JobError(Exception):
@@ -48,11 +95,12 @@ class JobError(Exception):
 @dataclass(eq=False)
 class Job:
     record: CrawlJob
-    spec: CrawlSpec
+    options: CrawlOptions
     done: anyio.Event = field(default_factory=anyio.Event)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     report: IndexReport | None = None
     last_saved: float = 0.0
+    cancel_reason: str = "cancelled by cancel_crawl"
 
     @property
     def job_id(self) -> str:
@@ -94,16 +142,21 @@ class JobManager:
         store: Store,
         embedder: Embedder,
         crawler: Crawler,
-        metrics: ServerMetrics,
+        events: JobEvents | None = None,
         *,
         max_running: int,
+        embedder_problem: Callable[[], str | None] = lambda: None,
     ) -> None:
+        """`embedder_problem()` says why the embedder is known to be unusable (None when it is fine or unknown):
+        a job then fails at once instead of starting."""
         self.settings = settings
         self.store = store
         self.embedder = embedder
         self.crawler = crawler
-        self.metrics = metrics
+        self.events: JobEvents = events or NoJobEvents()
+        self.embedder_problem = embedder_problem
         self.max_running = max_running
+        self.worker = this_worker()
         self._limiter = anyio.Semaphore(max_running)
         self._jobs: dict[str, Job] = {}
         self._task_group: TaskGroup | None = None
@@ -125,16 +178,22 @@ class JobManager:
 
     # --- starting and stopping ------------------------------------------------------------------------------
 
-    async def submit(self, spec: CrawlSpec, job_id: str | None = None) -> Job:
+    async def interrupt_dead_jobs(self) -> int:
+        """Mark jobs that no running process owns (a crash, a kill) as interrupted; return how many."""
+        return await anyio.to_thread.run_sync(self.store.interrupt_unfinished_jobs, worker_alive)
+
+    async def submit(self, options: CrawlOptions, job_id: str | None = None) -> Job:
         """Record a new job (or restart a finished one under its old id) and start it."""
         if self._task_group is None:
             raise RuntimeError("the job manager is not running")
-        record = CrawlJob(job_id=job_id or uuid.uuid4().hex, url=spec.url, options=spec.to_options())
+        record = CrawlJob(
+            job_id=job_id or uuid.uuid4().hex, url=options.url, options=options.to_stored(), worker=self.worker
+        )
         if job_id is not None:
             old = await anyio.to_thread.run_sync(self.store.get_job, job_id)
             if old is not None:
                 record.created_at = old.created_at
-        job = Job(record, spec)
+        job = Job(record, options)
         self._jobs[job.job_id] = job
         await self._save(job)
         self._update_gauges()
@@ -150,10 +209,10 @@ class JobManager:
         record = live.record if live is not None else await anyio.to_thread.run_sync(self.store.get_job, job_id)
         if record is None:
             raise JobError(f"no crawl job with id {job_id!r}; list_crawl_jobs shows the known jobs")
-        spec = CrawlSpec.from_options(record.url, record.options, self.settings)
-        return await self.submit(spec, job_id=job_id)
+        options = CrawlOptions.from_stored(record.url, record.options, self.settings)
+        return await self.submit(options, job_id=job_id)
 
-    async def cancel(self, job_id: str, wait_seconds: float = 10.0) -> Job:
+    async def cancel(self, job_id: str, wait_seconds: float = 10.0, reason: str | None = None) -> Job:
         job = self._jobs.get(job_id)
         if job is None:
             record = await anyio.to_thread.run_sync(self.store.get_job, job_id)
@@ -162,6 +221,8 @@ class JobManager:
             raise JobError(f"crawl job {job_id} is {record.status.value}, not running in this server")
         if job.record.status.finished:
             raise JobError(f"crawl job {job_id} already ended ({job.record.status.value})")
+        if reason is not None:
+            job.cancel_reason = reason
         job.scope.cancel()
         with anyio.move_on_after(wait_seconds):
             await job.done.wait()
@@ -211,11 +272,9 @@ class JobManager:
     # --- running ----------------------------------------------------------------------------------------------
 
     async def _run(self, job: Job) -> None:
-        counter = ProgressCounter(self.metrics)
-
         def on_progress(progress: IndexProgress) -> None:
             self._copy_progress(job, progress)
-            counter.update(progress)
+            self.events.progress(job.job_id, progress)
             if time.monotonic() - job.last_saved >= SAVE_INTERVAL_SECONDS and self._task_group is not None:
                 job.last_saved = time.monotonic()
                 self._task_group.start_soon(self._save, job)
@@ -224,15 +283,16 @@ class JobManager:
             with job.scope:
                 async with self._limiter:
                     job.record.status = JobStatus.RUNNING
+                    job.record.started_at = utcnow()
                     self._update_gauges()
                     await self._save(job)
-                    settings = self.settings
-                    if job.spec.chunk_size is not None:
-                        settings = settings.model_copy(update={"chunk_size": job.spec.chunk_size})
-                    indexer = Indexer(settings, self.store, self.embedder, self.crawler)
-                    job.report = await indexer.run(job.spec.request(), on_progress)
+                    problem = self.embedder_problem()
+                    if problem is not None:  # known broken: fail now rather than fetch a site to embed nothing
+                        raise SystemicError(f"the embedding model cannot be used: {problem}")
+                    indexer = Indexer(self.settings, self.store, self.embedder, self.crawler)
+                    job.report = await indexer.run(job.options, on_progress)
             if job.report is None:
-                self._finish(job, JobStatus.CANCELLED, "cancelled by cancel_crawl")
+                self._finish(job, JobStatus.CANCELLED, job.cancel_reason)
             else:
                 self._finish_with_report(job, job.report)
         except anyio.get_cancelled_exc_class():
@@ -255,7 +315,10 @@ class JobManager:
     def _finish_with_report(self, job: Job, report: IndexReport) -> None:
         self._copy_progress(job, report.progress)
         ok = report.progress.stored + report.progress.unchanged
-        if ok == 0 and (report.failures or report.skipped):
+        if ok == 0 and report.time_limit_reached:
+            limit = self.settings.crawl_timeout_seconds
+            self._finish(job, JobStatus.FAILED, f"crawl time limit reached (CRAWL_TIMEOUT_SECONDS={limit:g})")
+        elif ok == 0 and (report.failures or report.skipped):
             first = report.failures[0] if report.failures else report.skipped[0]
             # Only the caller's own start URL is named: other URLs were found on (possibly hostile) pages.
             where = f" ({first.url})" if first.url == job.record.url else ""
@@ -266,7 +329,8 @@ class JobManager:
     def _finish(self, job: Job, status: JobStatus, error: str | None) -> None:
         job.record.status = status
         job.record.error = error
-        self.metrics.jobs_finished.labels(status.value).inc()
+        job.record.finished_at = utcnow()
+        self.events.finished(status)
         self._update_gauges()
 
     @staticmethod
@@ -287,8 +351,7 @@ class JobManager:
 
     def _update_gauges(self) -> None:
         counts = self.counts()
-        self.metrics.jobs.labels("running").set(counts["running"])
-        self.metrics.jobs.labels("queued").set(counts["queued"])
+        self.events.counts(counts["running"], counts["queued"])
 
     def _forget_old(self) -> None:
         finished = [job for job in self._jobs.values() if job.record.status.finished]

@@ -11,9 +11,9 @@ import numpy as np
 
 from crawlrag.config import Settings
 from crawlrag.embeddings import Embedder
-from crawlrag.indexer import EMBED_BATCH_CHUNKS, embedding_text
 from crawlrag.llm import Enricher
 from crawlrag.models import Chunk, content_hash
+from crawlrag.pipeline.indexer import EMBED_BATCH_CHUNKS, embedding_text
 from crawlrag.store import Store, StoreError
 from crawlrag.store.base import SourceEmbeddings, SourceTexts
 

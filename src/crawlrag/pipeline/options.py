@@ -1,0 +1,185 @@
+"""One validated set of crawl options, used by the CLI, the MCP tools and stored crawl jobs.
+
+Defaults come from the settings (MAX_DEPTH, MAX_PAGES, MAX_CONCURRENT, CHUNK_SIZE); a caller may ask for less
+pages or concurrency than the settings allow, never more. Per-crawl overrides (chunk size, force) live here, so
+nothing downstream copies `Settings` to change one value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from crawlrag.config import Settings
+from crawlrag.crawl.results import CrawlRequest
+from crawlrag.crawl.urls import MAX_URL_CHARS, CrawlInputError, normalize_url
+from crawlrag.local import check_local_url, is_local_target, resolve_target
+from crawlrag.pipeline.bounds import CHUNK_SIZE_RANGE, CONCURRENCY_RANGE, DEPTH_RANGE, PAGES_RANGE
+
+MAX_PATTERNS = 50
+MAX_PATTERN_CHARS = 500
+
+
+def check_int(name: str, value: Any, bounds: tuple[int, int]) -> int:
+    low, high = bounds
+    # bool is an int subclass; `true` for a page count is a caller mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CrawlInputError(f"{name} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise CrawlInputError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def check_url(url: Any) -> str:
+    """The normalised http(s) URL, or CrawlInputError saying why it cannot be crawled."""
+    if not isinstance(url, str) or not url.strip():
+        raise CrawlInputError("url must be a non-empty http:// or https:// URL")
+    if len(url) > MAX_URL_CHARS:
+        raise CrawlInputError(f"url is {len(url)} characters long; the limit is {MAX_URL_CHARS}")
+    return normalize_url(url)
+
+
+def check_target(settings: Settings, url: Any, *, any_local: bool = False) -> str:
+    """`check_url`, except for local documents under ALLOWED_PATHS: `file://` URLs always (as their canonical URL),
+    and with `any_local` (the CLI) also paths and `git+` URLs. LocalAccessError names ALLOWED_PATHS."""
+    if isinstance(url, str) and is_local_target(url):
+        if url.strip().lower().startswith("file:"):
+            return check_local_url(url, settings.allowed_paths)
+        if any_local:
+            return resolve_target(url, settings.allowed_paths).url
+    return check_url(url)
+
+
+def check_patterns(name: str, patterns: Sequence[str] | str | None) -> tuple[str, ...]:
+    if patterns is None:
+        return ()
+    if isinstance(patterns, str):
+        patterns = [patterns]  # a single glob passed without the list around it
+    if len(patterns) > MAX_PATTERNS:
+        raise CrawlInputError(f"{name} has {len(patterns)} patterns; the limit is {MAX_PATTERNS}")
+    cleaned = []
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not pattern.strip() or len(pattern) > MAX_PATTERN_CHARS:
+            raise CrawlInputError(f"{name} entries must be non-empty globs of at most {MAX_PATTERN_CHARS} characters")
+        cleaned.append(pattern.strip())
+    return tuple(cleaned)
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlOptions:
+    """What one crawl job runs; stored as the job's options so the job can be re-run after a restart."""
+
+    url: str
+    max_depth: int
+    max_pages: int
+    max_concurrent: int
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    chunk_size: int | None = None  # None: CHUNK_SIZE
+    force: bool = False  # re-process pages even when they and the index settings are unchanged
+    kind: str = "smart"
+    # Local targets only (crawlrag.local): the source id to file pages under, and the git ref to read.
+    source_id: str | None = None
+    ref: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        url: Any,
+        max_depth: Any = None,
+        max_pages: Any = None,
+        max_concurrent: Any = None,
+        include: Sequence[str] | str | None = None,
+        exclude: Sequence[str] | str | None = None,
+        chunk_size: Any = None,
+        force: Any = False,
+        kind: str = "smart",
+        source_id: str | None = None,
+        ref: str | None = None,
+        any_local: bool = False,
+    ) -> CrawlOptions:
+        """Validate; None means the setting's value, and pages and concurrency are capped by the settings."""
+        if not isinstance(force, bool):
+            raise CrawlInputError(f"force must be true or false, got {force!r}")
+        depth = settings.max_depth if max_depth is None else check_int("max_depth", max_depth, DEPTH_RANGE)
+        pages = settings.max_pages if max_pages is None else check_int("max_pages", max_pages, PAGES_RANGE)
+        concurrent = (
+            settings.max_concurrent
+            if max_concurrent is None
+            else check_int("max_concurrent", max_concurrent, CONCURRENCY_RANGE)
+        )
+        target = check_target(settings, url, any_local=any_local)
+        if (source_id or ref) and not is_local_target(target):
+            raise CrawlInputError("--source-id and --ref apply to local folders, files and git repositories only")
+        return cls(
+            url=target,
+            max_depth=depth,
+            max_pages=min(pages, settings.max_pages),
+            max_concurrent=min(concurrent, settings.max_concurrent),
+            include=check_patterns("include", include),
+            exclude=check_patterns("exclude", exclude),
+            chunk_size=None if chunk_size is None else check_int("chunk_size", chunk_size, CHUNK_SIZE_RANGE),
+            force=force,
+            kind=kind,
+            source_id=source_id or None,
+            ref=ref or None,
+        )
+
+    @classmethod
+    def from_stored(cls, url: str, options: Mapping[str, Any], settings: Settings) -> CrawlOptions:
+        """Rebuild a stored job's options; options missing from older records fall back to the settings."""
+        return cls.build(
+            settings,
+            url=url,
+            max_depth=options.get("max_depth"),
+            max_pages=options.get("max_pages"),
+            max_concurrent=options.get("max_concurrent"),
+            include=options.get("include") or None,
+            exclude=options.get("exclude") or None,
+            chunk_size=options.get("chunk_size"),
+            force=bool(options.get("force", False)),
+            kind=str(options.get("kind", "smart")),
+            source_id=options.get("source_id"),
+            ref=options.get("ref"),
+            any_local=True,  # what a job was started with was checked then; ALLOWED_PATHS is checked again
+        )
+
+    @classmethod
+    def from_request(cls, request: CrawlRequest) -> CrawlOptions:
+        """Options for a crawler request built by hand (tests, benchmarks): no overrides."""
+        return cls(
+            url=request.url,
+            max_depth=request.max_depth,
+            max_pages=request.max_pages,
+            max_concurrent=request.max_concurrent,
+            include=request.include,
+            exclude=request.exclude,
+        )
+
+    def to_stored(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "max_depth": self.max_depth,
+            "max_pages": self.max_pages,
+            "max_concurrent": self.max_concurrent,
+            "include": list(self.include),
+            "exclude": list(self.exclude),
+            "chunk_size": self.chunk_size,
+            "force": self.force,
+        } | ({"source_id": self.source_id, "ref": self.ref} if self.source_id or self.ref else {})
+
+    def request(self) -> CrawlRequest:
+        return CrawlRequest(
+            url=self.url,
+            max_depth=self.max_depth,
+            max_pages=self.max_pages,
+            max_concurrent=self.max_concurrent,
+            include=self.include,
+            exclude=self.exclude,
+        )
+
+    def chunk_size_for(self, settings: Settings) -> int:
+        return settings.chunk_size if self.chunk_size is None else self.chunk_size
