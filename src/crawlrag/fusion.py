@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import TypeVar
 
@@ -81,3 +82,50 @@ def grouped_rank_fusion(
         scored.append((item, score))
     scored.sort(key=lambda pair: pair[1], reverse=True)
     return scored
+
+
+# Release notes describe a feature in passing when it changes; the guide or reference page explains it. Unless the
+# query asks about versions or changes, a changelog hit keeps this share of its score.
+CHANGELOG_PRIOR = 0.5
+_ABOUT_CHANGES = re.compile(
+    r"\b(?:new|news|change[sd]?|changelog|release[sd]?|releases|version(?:s|ed)?|deprecat\w*|removed|added|"
+    r"introduced|since|history|upgrad\w*|migrat\w*|announc\w*)\b|\d+\.\d+",
+    re.IGNORECASE,
+)
+
+
+def asks_about_changes(query: str) -> bool:
+    """Whether the query is about versions, releases or what changed (then changelog pages are what it wants)."""
+    return _ABOUT_CHANGES.search(query) is not None
+
+
+def kind_prior(kind: str | None, query: str) -> float:
+    """The factor a hit's score is scaled by for its page kind (`content` when unknown): 1 except changelogs."""
+    if kind == "changelog" and not asks_about_changes(query):
+        return CHANGELOG_PRIOR
+    return 1.0
+
+
+def apply_kind_prior(items: Sequence[T], query: str, *, score: Callable[[T], float]) -> list[tuple[T, float]]:
+    """Items re-ordered by score times their page kind's prior (read from an item's `kind`, if it has one).
+
+    A negative score (a cosine below zero) is divided instead, so the prior always moves a hit down.
+    """
+    scored = []
+    for item in items:
+        factor = kind_prior(getattr(item, "kind", None), query)
+        value = score(item)
+        scored.append((item, value * factor if value >= 0 else value / factor))
+    scored.sort(key=lambda pair: pair[1], reverse=True)
+    return scored
+
+
+# A query that describes what it wants in prose shares many words with pages that are not about it, so its
+# keyword ranking votes with this share of the keyword side's weight; one that names an identifier keeps it whole.
+NATURAL_KEYWORD_SHARE = 0.5
+
+
+def fusion_weights(style: str, vector_weight: float, keyword_weight: float) -> list[float]:
+    """The [vector, keyword] weights of hybrid fusion for a query of `style` ("identifier" or "natural")."""
+    share = NATURAL_KEYWORD_SHARE if style == "natural" else 1.0
+    return [vector_weight, keyword_weight * share]

@@ -13,10 +13,11 @@ import numpy as np
 
 from crawlrag.config import Settings
 from crawlrag.embeddings import Embedder
-from crawlrag.fusion import grouped_rank_fusion, limit_per_group
+from crawlrag.fusion import apply_kind_prior, fusion_weights, grouped_rank_fusion, limit_per_group
 from crawlrag.models import CodeHit, SearchHit
 from crawlrag.rerank import Reranker, RerankUnavailable
 from crawlrag.store import EmbeddingMismatchError, Store
+from crawlrag.store.query_terms import query_style
 
 log = logging.getLogger(__name__)
 
@@ -192,18 +193,32 @@ class SearchService:
         async def keyword_side() -> list[Hit]:
             return await anyio.to_thread.run_sync(keyword, query, pool, source_id)
 
-        rankings: list[list[Hit]] = []
-        if mode in ("vector", "hybrid"):
-            rankings.append(await timed("vector", vector_side))
-        if mode in ("keyword", "hybrid"):
-            rankings.append(await timed("keyword", keyword_side))
+        sides = [("vector", vector_side)] if mode in ("vector", "hybrid") else []
+        sides += [("keyword", keyword_side)] if mode in ("keyword", "hybrid") else []
+        found: dict[str, list[Hit]] = {}
+
+        async def collect(name: str, work: Callable[[], Awaitable[list[Hit]]]) -> None:
+            found[name] = await timed(name, work)
+
+        # The sides wait on different resources (the embedder and numpy; SQLite's or PostgreSQL's FTS), each in
+        # its own worker thread, so hybrid search costs about the slower side rather than the sum of both.
+        try:
+            async with anyio.create_task_group() as tasks:
+                for name, work in sides:
+                    tasks.start_soon(collect, name, work)
+        except BaseExceptionGroup as failed:
+            # Callers handle the error of a side (a model mismatch, a store error), not anyio's wrapper of it.
+            raise failed.exceptions[0] from None
+        rankings = [found[name] for name, _ in sides]
         if mode == "hybrid":
             fused = grouped_rank_fusion(
                 rankings,
                 key=key,
                 group=group,
                 k=self.settings.rrf_k,
-                weights=[self.settings.rrf_vector_weight, self.settings.rrf_keyword_weight],
+                weights=fusion_weights(
+                    query_style(query), self.settings.rrf_vector_weight, self.settings.rrf_keyword_weight
+                ),
             )
             similarity = {key(hit): hit.similarity for hit in rankings[0]}
             keyword_score = {key(hit): hit.keyword_score for hit in rankings[1]}
@@ -215,6 +230,10 @@ class SearchService:
                 candidates.append(hit)
         else:
             candidates = rankings[0]
+        prioritised = apply_kind_prior(candidates, query, score=lambda hit: hit.score)
+        for hit, score in prioritised:
+            hit.score = score
+        candidates = [hit for hit, _ in prioritised]
         per_page = self.settings.max_chunks_per_page
         candidates = limit_per_group(candidates, group=group, per_group=per_page, limit=wanted)
 

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Literal
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
-# An identifier is a run of word pieces joined by dots or underscores: os.scandir, PYTHON_DONT_WRITE, a.b_c.
-# Possessive quantifiers and the look-behind keep this linear: a plain version backtracks quadratically on long words.
-_IDENTIFIER = re.compile(r"(?<![^\W_])[^\W_]++(?:[._][^\W_]++)+", re.UNICODE)
+# An identifier is a run of word pieces joined by dots, underscores or hyphens: os.scandir, PYTHON_DONT_WRITE,
+# a.b_c, --force-with-lease. Possessive quantifiers and the look-behind keep this linear: a plain version
+# backtracks quadratically on long words.
+_IDENTIFIER = re.compile(r"(?<![^\W_])[^\W_]++(?:[._-][^\W_]++)+", re.UNICODE)
+# What marks a query as naming something rather than describing it: a joined identifier, an option, a call,
+# a word in capitals or with an inner capital (SQLITE_BUSY, PRAGMA, DictWriter), or a path or file name.
+_NAMING = re.compile(r"[._]\w|\w[.(]|^-|\s-|\b[A-Z]{2,}\b|\b[a-z]+[A-Z]\w*|\b[A-Z][a-z]+[A-Z]\w*|/", re.UNICODE)
 MAX_TERMS = 32
+# A term found in more than this share of the chunks says little about any of them: it is left out of the
+# keyword query when the query has rarer terms, so that it neither widens the match set (and the work) nor lets
+# pages that merely share common words outrank those that share the rare ones.
+COMMON_TERM_SHARE = 0.1
+# Keyword search scores every row its terms match; this bounds that work on large indexes (see informative_terms).
+MAX_MATCHED_ROWS = 20_000
 
 STOPWORDS = frozenset(
     (
@@ -16,6 +28,8 @@ STOPWORDS = frozenset(
         "their then there these this to was what when where which while who why will with without you your"
     ).split()
 )
+
+QueryStyle = Literal["identifier", "natural"]
 
 
 def keyword_terms(text: str) -> tuple[list[str], list[list[str]]]:
@@ -30,15 +44,49 @@ def keyword_terms(text: str) -> tuple[list[str], list[list[str]]]:
     return terms, phrases
 
 
-def fts5_match(text: str) -> str | None:
+def query_style(text: str) -> QueryStyle:
+    """Whether `text` names something (an identifier, option, constant, a word or two) or describes it in prose.
+
+    Named things are found by their exact words, described ones by meaning, so fusion weighs the two search
+    sides by this.
+    """
+    words = [word for word in text.split() if _TOKEN.search(word) and word.lower() not in STOPWORDS]
+    if _NAMING.search(text) or len(words) <= 2:
+        return "identifier"
+    return "natural"
+
+
+def informative_terms(terms: list[str], doc_share: Mapping[str, float], total_rows: int | None = None) -> list[str]:
+    """`terms` without the common ones (see COMMON_TERM_SHARE), unless that would leave none.
+
+    `doc_share` maps a term to the share of rows containing it (a term it lacks counts as rare). The rarest term
+    is always kept, so a query of common words still finds its best matches. With `total_rows`, terms are also
+    dropped, most common first, until the rows they match (which FTS must all score) fit MAX_MATCHED_ROWS: past
+    a few thousand candidates, one more common term reorders the tail rather than the top.
+    """
+    rarest_first = sorted(terms, key=lambda term: doc_share.get(term, 0.0))
+    kept = {term for term in rarest_first if doc_share.get(term, 0.0) <= COMMON_TERM_SHARE} or set(rarest_first[:1])
+    if total_rows is not None:
+        budget = MAX_MATCHED_ROWS
+        for position, term in enumerate(rarest_first):
+            budget -= doc_share.get(term, 0.0) * total_rows
+            if budget < 0 and position > 0:
+                kept.discard(term)
+    return [term for term in terms if term in kept]
+
+
+def fts5_match(text: str, doc_share: Mapping[str, float] | None = None, total_rows: int | None = None) -> str | None:
     """An FTS5 MATCH expression for `text`, or None when it holds no searchable word.
 
     Every term is double-quoted, so FTS5 operators in the input (`NEAR(`, `*`, `"`, `-`, `AND`) are plain words.
     Identifier phrases are added so that `os.scandir` ranks the adjacent pair above pages that mention both apart.
+    With `doc_share` (see informative_terms), common single terms are left out.
     """
     terms, phrases = keyword_terms(text)
     if not terms:
         return None
+    if doc_share is not None:
+        terms = informative_terms(terms, doc_share, total_rows)
     parts = [f'"{" ".join(phrase)}"' for phrase in phrases if len(phrase) > 1]
     parts += [f'"{term}"' for term in terms]
     return " OR ".join(dict.fromkeys(parts))
