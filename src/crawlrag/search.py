@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 import anyio
@@ -23,12 +24,34 @@ log = logging.getLogger(__name__)
 
 SearchMode = Literal["vector", "keyword", "hybrid"]
 Hit = TypeVar("Hit", SearchHit, CodeHit)
+T = TypeVar("T")
 
 # Each side of hybrid search contributes this many candidates per requested result: enough that fusion and the
 # per-page limit still leave a full list, few enough that the keyword side stays fast.
 CANDIDATE_FACTOR = 4
 # How long an unscoped search trusts that every source matches the embedder; a scoped one always checks.
 MODEL_CHECK_SECONDS = 30.0
+
+
+async def gather(works: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+    """Run `works` concurrently; their results in order. The first failure is raised as itself.
+
+    The two sides of hybrid search wait on different resources (the embedder and numpy; the FTS index), each in
+    its own worker thread, so hybrid search costs about its slower side rather than the sum of both.
+    """
+    results: dict[int, T] = {}
+
+    async def one(position: int, work: Callable[[], Awaitable[T]]) -> None:
+        results[position] = await work()
+
+    try:
+        async with anyio.create_task_group() as tasks:
+            for position, work in enumerate(works):
+                tasks.start_soon(one, position, work)
+    except BaseExceptionGroup as failed:
+        # Callers handle the error of a side (a model mismatch, a store error), not anyio's wrapper of it.
+        raise failed.exceptions[0] from None
+    return [results[position] for position in range(len(works))]
 
 
 class SearchInputError(ValueError):
@@ -195,21 +218,7 @@ class SearchService:
 
         sides = [("vector", vector_side)] if mode in ("vector", "hybrid") else []
         sides += [("keyword", keyword_side)] if mode in ("keyword", "hybrid") else []
-        found: dict[str, list[Hit]] = {}
-
-        async def collect(name: str, work: Callable[[], Awaitable[list[Hit]]]) -> None:
-            found[name] = await timed(name, work)
-
-        # The sides wait on different resources (the embedder and numpy; SQLite's or PostgreSQL's FTS), each in
-        # its own worker thread, so hybrid search costs about the slower side rather than the sum of both.
-        try:
-            async with anyio.create_task_group() as tasks:
-                for name, work in sides:
-                    tasks.start_soon(collect, name, work)
-        except BaseExceptionGroup as failed:
-            # Callers handle the error of a side (a model mismatch, a store error), not anyio's wrapper of it.
-            raise failed.exceptions[0] from None
-        rankings = [found[name] for name, _ in sides]
+        rankings = await gather([partial(timed, name, work) for name, work in sides])
         if mode == "hybrid":
             fused = grouped_rank_fusion(
                 rankings,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
@@ -90,3 +92,35 @@ def fts5_match(text: str, doc_share: Mapping[str, float] | None = None, total_ro
     parts = [f'"{" ".join(phrase)}"' for phrase in phrases if len(phrase) > 1]
     parts += [f'"{term}"' for term in terms]
     return " OR ".join(dict.fromkeys(parts))
+
+
+class TermShares:
+    """The share of an index's rows holding each term, counted by the store and remembered for `ttl` seconds.
+
+    Counting a common term's rows reads its whole posting list (a few ms at 100k rows), about what the search
+    itself costs, so counts are cached; a stale share only shifts which terms count as common. Thread-safe.
+    """
+
+    def __init__(self, ttl: float = 300.0, max_terms: int = 20_000) -> None:
+        self._ttl = ttl
+        self._max_terms = max_terms
+        self._counts: dict[tuple[str, str], tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def shares(
+        self, index: str, terms: Sequence[str], total_rows: int, count: Callable[[str], int]
+    ) -> dict[str, float]:
+        """{term: share} for `terms` of `index`; `count(term)` counts the rows holding a term when needed."""
+        now = time.monotonic()
+        result: dict[str, float] = {}
+        for term in terms:
+            with self._lock:
+                cached = self._counts.get((index, term))
+            if cached is None or now - cached[1] > self._ttl:
+                cached = (count(term), now)
+                with self._lock:
+                    if len(self._counts) >= self._max_terms:
+                        self._counts.clear()
+                    self._counts[(index, term)] = cached
+            result[term] = cached[0] / max(total_rows, 1)
+        return result

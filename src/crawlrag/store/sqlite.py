@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -24,7 +23,7 @@ from crawlrag.models import (
 )
 from crawlrag.store import sqlite_jobs, sqlite_reindex, sqlite_write
 from crawlrag.store.base import EmbeddingMismatchError, PageWrite, SourceEmbeddings, SourceTexts, StoreError
-from crawlrag.store.query_terms import fts5_match, keyword_terms
+from crawlrag.store.query_terms import TermShares, fts5_match, keyword_terms
 from crawlrag.store.sqlite_errors import begin_immediate, translated_errors
 from crawlrag.store.sqlite_schema import migrate
 from crawlrag.store.vector_index import VectorIndex
@@ -33,9 +32,6 @@ log = logging.getLogger(__name__)
 
 _CHUNK_COLUMNS = "c.id, c.url, c.source_id, c.title, c.headings, c.chunk_index, c.content"
 _CODE_COLUMNS = "e.id, e.url, e.source_id, e.language, e.code, e.summary, e.headings"
-# How long a counted term share (see _term_shares) is trusted, and how many are kept.
-TERM_SHARE_SECONDS = 300.0
-_TERM_SHARE_CACHE_SIZE = 20_000
 # SQLite's busy handler does not cover every SQLITE_BUSY (e.g. while another connection recovers the WAL), so
 # taking the write lock is retried a few times with backoff before the error reaches the user.
 
@@ -64,7 +60,7 @@ class SQLiteStore:
         self._chunk_index = VectorIndex()
         self._code_index = VectorIndex()
         self._data_version = -1
-        self._term_share_cache: dict[tuple[str, str], tuple[int, float]] = {}
+        self._term_shares_cache = TermShares()
         self._sync_indexes()
 
     # --- plumbing -----------------------------------------------------------------------------------------------
@@ -299,26 +295,17 @@ class SQLiteStore:
         return hits
 
     def _term_shares(self, table: str, text: str) -> tuple[dict[str, float], int]:
-        """The share of `table`'s rows holding each single term of `text`, and the number of rows.
-
-        Counting a common term's rows reads its whole posting list (a few ms at 100k rows), so counts are
-        remembered for TERM_SHARE_SECONDS; a stale share only shifts which terms count as common.
-        """
+        """The share of `table`'s rows holding each single term of `text`, and its number of rows."""
         terms, _ = keyword_terms(text)
-        now = time.monotonic()
-        cache = self._term_share_cache
-        if len(cache) > _TERM_SHARE_CACHE_SIZE:
-            cache.clear()
-        shares: dict[str, float] = {}
         with self._read() as conn:
             total = conn.execute(f"SELECT count(*) FROM {table}_docsize").fetchone()[0]
-            for term in terms:
-                cached = cache.get((table, term))
-                if cached is None or now - cached[1] > TERM_SHARE_SECONDS:
-                    count = conn.execute(f"SELECT count(*) FROM {table} WHERE {table} MATCH ?", (f'"{term}"',))
-                    cached = cache[(table, term)] = (count.fetchone()[0], now)
-                shares[term] = cached[0] / max(total, 1)
-        return shares, total
+
+            def count(term: str) -> int:
+                return int(
+                    conn.execute(f"SELECT count(*) FROM {table} WHERE {table} MATCH ?", (f'"{term}"',)).fetchone()[0]
+                )
+
+            return self._term_shares_cache.shares(table, terms, total, count), total
 
     def _fts(
         self, table: str, alias: str, columns: str, query: str, limit: int, source_id: str | None, weights: str
