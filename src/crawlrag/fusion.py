@@ -49,6 +49,11 @@ def limit_per_group(items: Iterable[T], *, group: Callable[[T], Hashable], per_g
     return kept
 
 
+# A page's second-best chunk in a list adds this share of its own reciprocal rank to the page's vote: a page
+# that answers in several places is likelier the one wanted than a page with one lucky chunk.
+PAGE_SUPPORT = 0.5
+
+
 def grouped_rank_fusion(
     rankings: Sequence[Sequence[T]],
     *,
@@ -62,6 +67,7 @@ def grouped_rank_fusion(
     A group's rank in a list is the rank of its best item there, counted over groups. Fusing at this level lets
     a page whose best chunk for keywords differs from its best chunk for meaning collect both votes, where
     item-level fusion would split them between two chunks and let a page that is middling on both sides win.
+    A group's second item in a list adds PAGE_SUPPORT of its item-level reciprocal rank to the group's vote.
     The group's best item carries the group's score; its other items stand on their own item-level score, so
     they follow other pages' best chunks unless they are strong in their own right.
     """
@@ -72,6 +78,13 @@ def grouped_rank_fusion(
             ordered.setdefault(group(item), item)
         group_rankings.append(list(ordered))
     group_scores = dict(reciprocal_rank_fusion(group_rankings, key=lambda name: name, weights=weights, k=k))
+    for ranking, weight in zip(rankings, weights or [1.0] * len(rankings), strict=True):
+        seen: dict[Hashable, int] = {}
+        for rank, item in enumerate(ranking, start=1):
+            name = group(item)
+            seen[name] = seen.get(name, 0) + 1
+            if seen[name] == 2:
+                group_scores[name] += PAGE_SUPPORT * weight / (k + rank)
     scored: list[tuple[T, float]] = []
     led: set[Hashable] = set()
     for item, score in reciprocal_rank_fusion(rankings, key=key, weights=weights, k=k):
@@ -122,7 +135,7 @@ def apply_kind_prior(items: Sequence[T], query: str, *, score: Callable[[T], flo
 
 # A query that describes what it wants in prose shares many words with pages that are not about it, so its
 # keyword ranking votes with this share of the keyword side's weight; one that names an identifier keeps it whole.
-NATURAL_KEYWORD_SHARE = 0.5
+NATURAL_KEYWORD_SHARE = 0.75
 
 
 def fusion_weights(style: str, vector_weight: float, keyword_weight: float) -> list[float]:

@@ -4,6 +4,7 @@ import sqlite3
 
 import pytest
 
+from crawlrag.store import query_terms
 from crawlrag.store.query_terms import fts5_match, informative_terms, keyword_terms, query_style
 
 HOSTILE = [
@@ -102,10 +103,14 @@ def test_hyphenated_words_become_phrases() -> None:
     assert ["force", "with", "lease"] in keyword_terms("--force-with-lease")[1]
 
 
-def test_common_terms_are_left_out_unless_nothing_else_is_left() -> None:
+def test_common_terms_are_left_out_only_past_the_matched_rows_budget() -> None:
     shares = {"row": 0.4, "inserted": 0.01, "get": 0.2}
-    assert informative_terms(["get", "row", "inserted"], shares) == ["inserted"]
-    assert informative_terms(["get", "row"], shares) == ["get"]
-    assert informative_terms(["unseen"], shares) == ["unseen"]
-    assert fts5_match("get inserted row", shares) == '"inserted"'
-    assert fts5_match("os.path join", {"os": 0.5, "path": 0.5, "join": 0.5}) == '"os path" OR "os"'
+    assert informative_terms(["get", "row", "inserted"], shares, 1000) == ["get", "row", "inserted"]
+    budget = query_terms.MAX_MATCHED_ROWS
+    assert informative_terms(["get", "row", "inserted"], shares, budget * 2) == ["get", "inserted"]
+    assert informative_terms(["get", "row", "inserted"], shares, budget * 5) == ["inserted"]
+    assert informative_terms(["get", "row"], shares, budget * 10) == ["get"]
+    assert informative_terms(["unseen"], shares, budget * 10) == ["unseen"]
+    assert informative_terms([], shares, 10) == []
+    assert fts5_match("get inserted row", shares, budget * 5) == '"inserted"'
+    assert fts5_match("os.path join", {"os": 0.5, "path": 0.5, "join": 0.5}, budget * 10) == '"os path" OR "os"'

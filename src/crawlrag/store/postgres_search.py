@@ -108,13 +108,13 @@ def lexeme(term: str) -> str:
     return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def tsquery_terms(text: str, doc_share: Mapping[str, float] | None = None, total_rows: int | None = None) -> list[str]:
+def tsquery_terms(text: str, doc_share: Mapping[str, float] | None = None, total_rows: int = 0) -> list[str]:
     """to_tsquery texts for the words and identifier phrases of `text` (empty when it holds no word).
 
     No character of user input reaches tsquery syntax except inside a quoted operand, so `!`, `&`, `:*`,
     `<->` and friends are never operators. Identifier phrases (`os.scandir` -> 'os' <-> 'scandir') rank the
     adjacent pair above rows that mention both words apart, like the SQLite store's FTS5 phrases. With
-    `doc_share`, common single terms are left out (see query_terms.informative_terms).
+    `doc_share` and `total_rows`, the most common single terms may be left out (see query_terms.informative_terms).
     """
     terms, phrases = keyword_terms(text.replace("\x00", " "))
     if doc_share is not None:

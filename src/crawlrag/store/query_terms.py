@@ -17,11 +17,10 @@ _IDENTIFIER = re.compile(r"(?<![^\W_])[^\W_]++(?:[._-][^\W_]++)+", re.UNICODE)
 # a word in capitals or with an inner capital (SQLITE_BUSY, PRAGMA, DictWriter), or a path or file name.
 _NAMING = re.compile(r"[._]\w|\w[.(]|^-|\s-|\b[A-Z]{2,}\b|\b[a-z]+[A-Z]\w*|\b[A-Z][a-z]+[A-Z]\w*|/", re.UNICODE)
 MAX_TERMS = 32
-# A term found in more than this share of the chunks says little about any of them: it is left out of the
-# keyword query when the query has rarer terms, so that it neither widens the match set (and the work) nor lets
-# pages that merely share common words outrank those that share the rare ones.
-COMMON_TERM_SHARE = 0.1
-# Keyword search scores every row its terms match; this bounds that work on large indexes (see informative_terms).
+# Keyword search scores every row its terms match. Past this many matched rows, the most common terms are left out
+# of the query (see informative_terms): this bounds the work on large indexes, and on a docs site of a few
+# thousand chunks it never applies. (Leaving out every term above a share of the rows, tried first, lost MRR on
+# the git-doc dev set: a word common on one site, like "commit" or "branch" there, still tells pages apart.)
 MAX_MATCHED_ROWS = 20_000
 
 STOPWORDS = frozenset(
@@ -58,31 +57,30 @@ def query_style(text: str) -> QueryStyle:
     return "natural"
 
 
-def informative_terms(terms: list[str], doc_share: Mapping[str, float], total_rows: int | None = None) -> list[str]:
-    """`terms` without the common ones (see COMMON_TERM_SHARE), unless that would leave none.
+def informative_terms(terms: list[str], doc_share: Mapping[str, float], total_rows: int) -> list[str]:
+    """`terms` less the most common ones, dropped until the rows the rest match fit MAX_MATCHED_ROWS.
 
-    `doc_share` maps a term to the share of rows containing it (a term it lacks counts as rare). The rarest term
-    is always kept, so a query of common words still finds its best matches. With `total_rows`, terms are also
-    dropped, most common first, until the rows they match (which FTS must all score) fit MAX_MATCHED_ROWS: past
-    a few thousand candidates, one more common term reorders the tail rather than the top.
+    `doc_share` maps a term to the share of the `total_rows` rows that hold it (a term it lacks counts as rare).
+    The rarest term is always kept. Past a few thousand candidates, one more common term reorders the tail of the
+    ranking rather than its top, while the rare ones decide which rows lead.
     """
     rarest_first = sorted(terms, key=lambda term: doc_share.get(term, 0.0))
-    kept = {term for term in rarest_first if doc_share.get(term, 0.0) <= COMMON_TERM_SHARE} or set(rarest_first[:1])
-    if total_rows is not None:
-        budget = MAX_MATCHED_ROWS
-        for position, term in enumerate(rarest_first):
-            budget -= doc_share.get(term, 0.0) * total_rows
-            if budget < 0 and position > 0:
-                kept.discard(term)
+    kept = set(rarest_first[:1])
+    budget = MAX_MATCHED_ROWS - doc_share.get(rarest_first[0], 0.0) * total_rows if terms else 0
+    for term in rarest_first[1:]:
+        budget -= doc_share.get(term, 0.0) * total_rows
+        if budget < 0:
+            break
+        kept.add(term)
     return [term for term in terms if term in kept]
 
 
-def fts5_match(text: str, doc_share: Mapping[str, float] | None = None, total_rows: int | None = None) -> str | None:
+def fts5_match(text: str, doc_share: Mapping[str, float] | None = None, total_rows: int = 0) -> str | None:
     """An FTS5 MATCH expression for `text`, or None when it holds no searchable word.
 
     Every term is double-quoted, so FTS5 operators in the input (`NEAR(`, `*`, `"`, `-`, `AND`) are plain words.
     Identifier phrases are added so that `os.scandir` ranks the adjacent pair above pages that mention both apart.
-    With `doc_share` (see informative_terms), common single terms are left out.
+    With `doc_share` and `total_rows` (see informative_terms), the most common single terms may be left out.
     """
     terms, phrases = keyword_terms(text)
     if not terms:
