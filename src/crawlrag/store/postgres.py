@@ -286,10 +286,12 @@ class PostgresStore:
             return []
         words, _ = keyword_terms(query.replace("\x00", " "))
         with self._connection() as conn:
-            total = int(conn.execute(total_rows_sql(table)).fetchone()[0])
+            row = conn.execute(total_rows_sql(table)).fetchone()
+            total = int(row[0]) if row else 0
 
             def count(term: str) -> int:
-                return int(conn.execute(term_rows_sql(table), {"term": lexeme(term)}).fetchone()[0])
+                found = conn.execute(term_rows_sql(table), {"term": lexeme(term)}).fetchone()
+                return int(found[0]) if found else 0
 
             shares = self._term_shares.shares(table.name, words, total, count)
         terms = tsquery_terms(query, shares, total)
