@@ -1,6 +1,7 @@
 """Retrieval benchmark: index a docs folder once, run a query set, report Recall@k and MRR@10 per mode.
 
     python bench/eval_retrieval.py --docs /usr/share/doc/python3.11/html --queries ../shared/eval/dev-pydocs.jsonl
+    python bench/eval_retrieval.py --set git        # a set of bench/devsets/sets.json (see its README)
 
 Modes: vector, keyword, hybrid, hybrid+rerank (when USE_RERANKING=true and a reranker loads), and upstream (the
 Crawl4AI RAG server's algorithm: top-k chunks by vector similarity, no fusion, no per-page limit). A result counts
@@ -28,6 +29,7 @@ from _common import bench_settings, index_site, serve_directory
 from crawlrag.config import Settings
 from crawlrag.context import AppContext
 
+DEVSETS = Path(__file__).resolve().parent / "devsets" / "sets.json"
 ALL_MODES = ("vector", "keyword", "hybrid", "hybrid+rerank", "upstream")
 K = 10
 
@@ -151,15 +153,37 @@ def print_table(report: dict[str, Any]) -> None:
         )
 
 
+def _set_file(name: str) -> Path:
+    """A set's query file: in bench/devsets/, or (the shared set) under a `shared/` folder above the repo."""
+    here = DEVSETS.parent / name
+    if here.exists() or not name.startswith("shared/"):
+        return here
+    for folder in DEVSETS.parents:
+        if (folder / name).exists():
+            return folder / name
+    return here
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--docs", type=Path, required=True, help="folder of HTML docs to serve and index")
-    parser.add_argument("--queries", type=Path, required=True, help="JSONL: {q, relevant, kind}")
+    parser.add_argument("--set", dest="devset", help="a dev set named in bench/devsets/sets.json")
+    parser.add_argument("--docs", type=Path, help="folder of HTML docs to serve and index")
+    parser.add_argument("--queries", type=Path, help="JSONL: {q, relevant, kind}")
     parser.add_argument("--db", type=Path, help="SQLite file to index into / reuse (default: cached per corpus)")
     parser.add_argument("--start", default="index.html", help="start page, relative to --docs")
     parser.add_argument("--modes", default=None, help=f"comma list of {', '.join(ALL_MODES)}")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
+    if args.devset:
+        sets = json.loads(DEVSETS.read_text(encoding="utf-8"))
+        if args.devset not in sets:
+            parser.error(f"unknown set {args.devset!r}; known: {', '.join(sorted(sets))}")
+        entry = sets[args.devset]
+        args.docs = args.docs or Path(entry["docs"])
+        args.queries = args.queries or _set_file(entry["queries"])
+        args.start = entry.get("start", args.start)
+    if args.docs is None or args.queries is None:
+        parser.error("give --set, or both --docs and --queries")
 
     probe = bench_settings(Path("unused.db"))
     db = args.db or default_db(args.docs, probe)

@@ -12,9 +12,9 @@ chunks plus noise, so they have true near neighbours.
 
 Measured per backend and size (medians): insert rows/s through `write_page`, top-10 vector search without and
 with a source filter (a source holding about 1% of the rows, and the largest source), keyword search, hybrid
-search (vector + keyword with the candidate pool the search service uses, fused by RRF), and recall@10 of both
-vector searches against exact numpy search. PostgreSQL gets a VACUUM ANALYZE after the load, as autovacuum
-would do on its own; its database is created for the run and dropped after it.
+search (vector + keyword at once in worker threads, with the candidate pool the search service uses, fused by
+RRF), and recall@10 of both vector searches against exact numpy search. PostgreSQL gets a VACUUM ANALYZE after
+the load, as autovacuum would do on its own; its database is created for the run and dropped after it.
 """
 
 from __future__ import annotations
@@ -36,10 +36,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import anyio
 import numpy as np
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from crawlrag.fusion import reciprocal_rank_fusion
 from crawlrag.models import Chunk, Page, content_hash
+from crawlrag.search import gather
 from crawlrag.store.base import PageWrite, Store
 from crawlrag.store.sqlite import SQLiteStore
 
@@ -174,12 +177,21 @@ def _timed(result: Result, name: str, call: Callable[[], object]) -> object:
     return value
 
 
-def _hybrid(store: Store, query: np.ndarray, text: str) -> object:
-    rankings = [store.vector_search(query, HYBRID_POOL), store.keyword_search(text, HYBRID_POOL)]
+def _hybrid(portal: BlockingPortal, store: Store, query: np.ndarray, text: str) -> object:
+    """Both sides at once in worker threads, as the search service runs them, then fused."""
+    rankings = portal.call(
+        gather,
+        [
+            partial(anyio.to_thread.run_sync, store.vector_search, query, HYBRID_POOL),
+            partial(anyio.to_thread.run_sync, store.keyword_search, text, HYBRID_POOL),
+        ],
+    )
     return reciprocal_rank_fusion(rankings, key=lambda hit: hit.chunk_id)[:5]
 
 
-def run_backend(name: str, store: Store, corpus: Corpus, queries: int, after_load: Callable[[], None]) -> Result:
+def run_backend(
+    name: str, store: Store, corpus: Corpus, queries: int, after_load: Callable[[], None], portal: BlockingPortal
+) -> Result:
     result = Result(name, corpus.size)
     rng = np.random.default_rng(corpus.seed + 1)
     started = time.perf_counter()
@@ -231,7 +243,7 @@ def run_backend(name: str, store: Store, corpus: Corpus, queries: int, after_loa
             terms.append(vocab.identifiers[int(rng.integers(len(vocab.identifiers)))])
         text = " ".join(terms)
         _timed(probe, "keyword", partial(store.keyword_search, text, 10))
-        _timed(probe, "hybrid", partial(_hybrid, store, query, text))
+        _timed(probe, "hybrid", partial(_hybrid, portal, store, query, text))
     return result
 
 
@@ -289,7 +301,7 @@ def print_table(results: list[Result]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="10000,100000", help="comma-separated chunk counts (500000 works too)")
+    parser.add_argument("--sizes", default="10000,100000", help="comma-separated chunk counts (e.g. 500000 too)")
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--sources", type=int, default=50)
     parser.add_argument("--queries", type=int, default=100, help="queries per measurement")
@@ -315,8 +327,8 @@ def main() -> int:
         for backend in backends:
             opener = sqlite_store() if backend == "sqlite" else postgres_store(args.postgres_url)
             started = time.perf_counter()
-            with opener as (store, after_load):
-                results.append(run_backend(backend, store, corpus, args.queries, after_load))
+            with opener as (store, after_load), start_blocking_portal() as portal:
+                results.append(run_backend(backend, store, corpus, args.queries, after_load, portal))
             print(f"{backend} {size}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     print_table(results)
     return 0

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 import anyio
@@ -13,21 +14,44 @@ import numpy as np
 
 from crawlrag.config import Settings
 from crawlrag.embeddings import Embedder
-from crawlrag.fusion import grouped_rank_fusion, limit_per_group
+from crawlrag.fusion import apply_kind_prior, fusion_weights, grouped_rank_fusion, limit_per_group
 from crawlrag.models import PAGE_KINDS, CodeHit, PageKind, SearchHit
 from crawlrag.rerank import Reranker, RerankUnavailable
 from crawlrag.store import EmbeddingMismatchError, Store
+from crawlrag.store.query_terms import query_style
 
 log = logging.getLogger(__name__)
 
 SearchMode = Literal["vector", "keyword", "hybrid"]
 Hit = TypeVar("Hit", SearchHit, CodeHit)
+T = TypeVar("T")
 
 # Each side of hybrid search contributes this many candidates per requested result: enough that fusion and the
 # per-page limit still leave a full list, few enough that the keyword side stays fast.
 CANDIDATE_FACTOR = 4
 # How long an unscoped search trusts that every source matches the embedder; a scoped one always checks.
 MODEL_CHECK_SECONDS = 30.0
+
+
+async def gather(works: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+    """Run `works` concurrently; their results in order. The first failure is raised as itself.
+
+    The two sides of hybrid search wait on different resources (the embedder and numpy; the FTS index), each in
+    its own worker thread, so hybrid search costs about its slower side rather than the sum of both.
+    """
+    results: dict[int, T] = {}
+
+    async def one(position: int, work: Callable[[], Awaitable[T]]) -> None:
+        results[position] = await work()
+
+    try:
+        async with anyio.create_task_group() as tasks:
+            for position, work in enumerate(works):
+                tasks.start_soon(one, position, work)
+    except BaseExceptionGroup as failed:
+        # Callers handle the error of a side (a model mismatch, a store error), not anyio's wrapper of it.
+        raise failed.exceptions[0] from None
+    return [results[position] for position in range(len(works))]
 
 
 class SearchInputError(ValueError):
@@ -206,18 +230,18 @@ class SearchService:
         async def keyword_side() -> list[Hit]:
             return await anyio.to_thread.run_sync(keyword, query, pool, source_id)
 
-        rankings: list[list[Hit]] = []
-        if mode in ("vector", "hybrid"):
-            rankings.append(await timed("vector", vector_side))
-        if mode in ("keyword", "hybrid"):
-            rankings.append(await timed("keyword", keyword_side))
+        sides = [("vector", vector_side)] if mode in ("vector", "hybrid") else []
+        sides += [("keyword", keyword_side)] if mode in ("keyword", "hybrid") else []
+        rankings = await gather([partial(timed, name, work) for name, work in sides])
         if mode == "hybrid":
             fused = grouped_rank_fusion(
                 rankings,
                 key=key,
                 group=group,
                 k=self.settings.rrf_k,
-                weights=[self.settings.rrf_vector_weight, self.settings.rrf_keyword_weight],
+                weights=fusion_weights(
+                    query_style(query), self.settings.rrf_vector_weight, self.settings.rrf_keyword_weight
+                ),
             )
             similarity = {key(hit): hit.similarity for hit in rankings[0]}
             keyword_score = {key(hit): hit.keyword_score for hit in rankings[1]}
@@ -229,6 +253,10 @@ class SearchService:
                 candidates.append(hit)
         else:
             candidates = rankings[0]
+        prioritised = apply_kind_prior(candidates, query, score=lambda hit: hit.score)
+        for hit, score in prioritised:
+            hit.score = score
+        candidates = [hit for hit, _ in prioritised]
         per_page = self.settings.max_chunks_per_page
         candidates = limit_per_group(candidates, group=group, per_group=per_page, limit=wanted)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ from crawlrag.models import Page, content_hash
 from crawlrag.pipeline.indexer import embedding_text
 from crawlrag.rerank import RerankUnavailable
 from crawlrag.search import SearchInputError, SearchService
-from crawlrag.store import PageWrite, open_store
+from crawlrag.store import PageWrite, StoreError, open_store
 
 CODE = "\n".join(
     [
@@ -173,3 +174,44 @@ async def test_code_examples_search(service: SearchService) -> None:
     [hit] = response.results
     assert "csv.DictReader" in hit.code and hit.language == "python"
     assert hit.summary.startswith("python example: DictReader")
+
+
+class BarrierStore:
+    """The real store, except that vector and keyword search each wait until the other has started."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self._barrier = threading.Barrier(2, timeout=60)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def vector_search(self, *args: Any) -> Any:
+        self._barrier.wait()
+        return self._store.vector_search(*args)
+
+    def keyword_search(self, *args: Any) -> Any:
+        self._barrier.wait()
+        return self._store.keyword_search(*args)
+
+
+async def test_hybrid_runs_both_sides_at_once(service: SearchService) -> None:
+    # Run one after the other, the first side would wait at the barrier until it broke.
+    service.store = BarrierStore(service.store)  # type: ignore[assignment]
+    response = await service.search("read rows as dictionaries with a header")
+    assert response.results[0].url == "http://docs.test/csv.html"
+    assert {"vector", "keyword"} <= set(response.timings_ms)
+
+
+class FailingKeywordStore(BarrierStore):
+    def keyword_search(self, *args: Any) -> Any:
+        raise StoreError("the keyword index is unreadable")
+
+    def vector_search(self, *args: Any) -> Any:
+        return self._store.vector_search(*args)
+
+
+async def test_a_failing_side_raises_its_own_error(service: SearchService) -> None:
+    service.store = FailingKeywordStore(service.store)  # type: ignore[assignment]
+    with pytest.raises(StoreError, match="unreadable"):
+        await service.search("csv", mode="hybrid")

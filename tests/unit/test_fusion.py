@@ -1,8 +1,18 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
-from crawlrag.fusion import grouped_rank_fusion, limit_per_group, reciprocal_rank_fusion
+from crawlrag.fusion import (
+    apply_kind_prior,
+    asks_about_changes,
+    fusion_weights,
+    grouped_rank_fusion,
+    kind_prior,
+    limit_per_group,
+    reciprocal_rank_fusion,
+)
 
 
 def test_rrf_math() -> None:
@@ -56,3 +66,31 @@ def test_grouped_fusion_lets_a_page_collect_votes_from_different_chunks() -> Non
 def test_grouped_fusion_with_singleton_groups_is_plain_rrf() -> None:
     rankings = [["x", "y", "z"], ["z", "x"]]
     assert grouped_rank_fusion(rankings, key=str, group=str) == reciprocal_rank_fusion(rankings, key=str)
+
+
+@dataclass
+class KindHit:
+    name: str
+    score: float
+    kind: str | None = None
+
+
+def test_changelog_pages_rank_below_content_unless_the_query_is_about_changes() -> None:
+    hits = [KindHit("news", 1.0, "changelog"), KindHit("guide", 0.8, "content"), KindHit("old", 0.7)]
+    ordered = [hit.name for hit, _ in apply_kind_prior(hits, "upsert a row", score=lambda h: h.score)]
+    assert ordered == ["guide", "old", "news"]
+    for query in ("what changed in 3.12", "new in version 2", "deprecated options", "release notes"):
+        assert asks_about_changes(query)
+        assert apply_kind_prior(hits, query, score=lambda h: h.score)[0][0].name == "news"
+    assert kind_prior(None, "x") == kind_prior("index", "x") == 1.0
+
+
+def test_a_negative_score_still_moves_down() -> None:
+    hits = [KindHit("news", -0.1, "changelog"), KindHit("guide", -0.15)]
+    assert [h.name for h, _ in apply_kind_prior(hits, "q", score=lambda h: h.score)] == ["guide", "news"]
+
+
+def test_natural_language_queries_lean_on_the_vector_side() -> None:
+    vector, keyword = fusion_weights("natural", 1.0, 1.0)
+    assert vector > keyword > 0
+    assert fusion_weights("identifier", 1.0, 2.0) == [1.0, 2.0]

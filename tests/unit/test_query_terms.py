@@ -4,7 +4,8 @@ import sqlite3
 
 import pytest
 
-from crawlrag.store.query_terms import fts5_match, keyword_terms
+from crawlrag.store import query_terms
+from crawlrag.store.query_terms import fts5_match, informative_terms, keyword_terms, query_style
 
 HOSTILE = [
     "except*",
@@ -64,3 +65,52 @@ def test_stopwords_dropped_unless_only_stopwords() -> None:
 
 def test_no_words() -> None:
     assert fts5_match("   ***  ") is None
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "os.scandir",
+        "SQLITE_BUSY",
+        "PRAGMA journal_mode",
+        "git commit --amend",
+        "csv.DictWriter",
+        "strftime",
+        "pre-commit hook",
+        "core.autocrlf",
+        "sqlite3_open_v2",
+        "DictWriter fieldnames order",
+        "open()",
+    ],
+)
+def test_named_things_are_identifier_queries(query: str) -> None:
+    assert query_style(query) == "identifier"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "read a file line by line",
+        "get the id of the row that was just inserted",
+        "temporarily put away uncommitted changes to work on something else",
+    ],
+)
+def test_described_things_are_natural_queries(query: str) -> None:
+    assert query_style(query) == "natural"
+
+
+def test_hyphenated_words_become_phrases() -> None:
+    assert ["force", "with", "lease"] in keyword_terms("--force-with-lease")[1]
+
+
+def test_common_terms_are_left_out_only_past_the_matched_rows_budget() -> None:
+    shares = {"row": 0.4, "inserted": 0.01, "get": 0.2}
+    assert informative_terms(["get", "row", "inserted"], shares, 1000) == ["get", "row", "inserted"]
+    budget = query_terms.MAX_MATCHED_ROWS
+    assert informative_terms(["get", "row", "inserted"], shares, budget * 2) == ["get", "inserted"]
+    assert informative_terms(["get", "row", "inserted"], shares, budget * 5) == ["inserted"]
+    assert informative_terms(["get", "row"], shares, budget * 10) == ["get"]
+    assert informative_terms(["unseen"], shares, budget * 10) == ["unseen"]
+    assert informative_terms([], shares, 10) == []
+    assert fts5_match("get inserted row", shares, budget * 5) == '"inserted"'
+    assert fts5_match("os.path join", {"os": 0.5, "path": 0.5, "join": 0.5}, budget * 10) == '"os path" OR "os"'

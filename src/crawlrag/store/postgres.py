@@ -24,9 +24,20 @@ from crawlrag.store.postgres_schema import (
     set_dimension,
     vector_type_oid,
 )
-from crawlrag.store.postgres_search import CHUNKS, CODE, SearchTable, keyword_sql, tsquery_terms, vector_sql
+from crawlrag.store.postgres_search import (
+    CHUNKS,
+    CODE,
+    SearchTable,
+    keyword_sql,
+    lexeme,
+    term_rows_sql,
+    total_rows_sql,
+    tsquery_terms,
+    vector_sql,
+)
 from crawlrag.store.postgres_vector import register_vector
 from crawlrag.store.postgres_write import check_lengths, clean
+from crawlrag.store.query_terms import TermShares, keyword_terms
 
 __all__ = ["PostgresStore", "migrate"]
 
@@ -71,6 +82,7 @@ class PostgresStore:
         self.url = url
         self.hnsw_ef_search = hnsw_ef_search
         self._display = display_url(url)
+        self._term_shares = TermShares()
         # Migrate on a connection of its own: the pooled ones register the vector type, which may not exist yet.
         with connect(url, connect_timeout=connect_timeout) as conn, self._errors():
             migrate_connection(conn)
@@ -288,8 +300,20 @@ class PostgresStore:
     def _keyword_rows(
         self, table: SearchTable, query: str, limit: int, source_id: str | None, kinds: Collection[str] | None = None
     ) -> list[tuple[Any, ...]]:
-        terms = tsquery_terms(query)
-        if not terms or limit <= 0 or (kinds is not None and not kinds):
+        if limit <= 0 or (kinds is not None and not kinds):
+            return []
+        words, _ = keyword_terms(query.replace("\x00", " "))
+        with self._connection() as conn:
+            row = conn.execute(total_rows_sql(table)).fetchone()
+            total = int(row[0]) if row else 0
+
+            def count(term: str) -> int:
+                found = conn.execute(term_rows_sql(table), {"term": lexeme(term)}).fetchone()
+                return int(found[0]) if found else 0
+
+            shares = self._term_shares.shares(table.name, words, total, count)
+        terms = tsquery_terms(query, shares, total)
+        if not terms:
             return []
         params = {
             "terms": terms,

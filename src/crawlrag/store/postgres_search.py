@@ -14,9 +14,10 @@ bm25, it ranks every matching row: the cost grows with the number of matches, no
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from crawlrag.store.query_terms import keyword_terms
+from crawlrag.store.query_terms import informative_terms, keyword_terms
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,19 +113,36 @@ def keyword_sql(table: SearchTable, filtered: bool, kinds: bool = False) -> str:
     """
 
 
-def _lexeme(term: str) -> str:
+def lexeme(term: str) -> str:
     # Terms are runs of letters and digits already; quoting keeps each one a single operand regardless.
     return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def tsquery_terms(text: str) -> list[str]:
+def tsquery_terms(text: str, doc_share: Mapping[str, float] | None = None, total_rows: int = 0) -> list[str]:
     """to_tsquery texts for the words and identifier phrases of `text` (empty when it holds no word).
 
     No character of user input reaches tsquery syntax except inside a quoted operand, so `!`, `&`, `:*`,
     `<->` and friends are never operators. Identifier phrases (`os.scandir` -> 'os' <-> 'scandir') rank the
-    adjacent pair above rows that mention both words apart, like the SQLite store's FTS5 phrases.
+    adjacent pair above rows that mention both words apart, like the SQLite store's FTS5 phrases. With
+    `doc_share` and `total_rows`, the most common single terms may be left out (see query_terms.informative_terms).
     """
     terms, phrases = keyword_terms(text.replace("\x00", " "))
-    parts = [" <-> ".join(_lexeme(part) for part in phrase) for phrase in phrases if len(phrase) > 1]
-    parts += [_lexeme(term) for term in terms]
+    if doc_share is not None:
+        terms = informative_terms(terms, doc_share, total_rows)
+    parts = [" <-> ".join(lexeme(part) for part in phrase) for phrase in phrases if len(phrase) > 1]
+    parts += [lexeme(term) for term in terms]
     return list(dict.fromkeys(parts))
+
+
+def total_rows_sql(table: SearchTable) -> str:
+    """The table's row count: the planner's estimate when it is large enough to trust, else counted."""
+    return f"""
+        SELECT CASE WHEN r.reltuples >= {_ESTIMATE_ABOVE} THEN r.reltuples::bigint
+                    ELSE (SELECT count(*) FROM {table.name}) END
+        FROM pg_class r WHERE r.oid = '{table.name}'::regclass
+    """
+
+
+def term_rows_sql(table: SearchTable) -> str:
+    """Parameter: %(term)s, one tsquery text; the number of rows holding it (a GIN index scan)."""
+    return f"SELECT count(*) FROM {table.name} WHERE search_text @@ to_tsquery('english', %(term)s)"

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Literal
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
-# An identifier is a run of word pieces joined by dots or underscores: os.scandir, PYTHON_DONT_WRITE, a.b_c.
-# Possessive quantifiers and the look-behind keep this linear: a plain version backtracks quadratically on long words.
-_IDENTIFIER = re.compile(r"(?<![^\W_])[^\W_]++(?:[._][^\W_]++)+", re.UNICODE)
+# An identifier is a run of word pieces joined by dots, underscores or hyphens: os.scandir, PYTHON_DONT_WRITE,
+# a.b_c, --force-with-lease. Possessive quantifiers and the look-behind keep this linear: a plain version
+# backtracks quadratically on long words.
+_IDENTIFIER = re.compile(r"(?<![^\W_])[^\W_]++(?:[._-][^\W_]++)+", re.UNICODE)
+# What marks a query as naming something rather than describing it: a joined identifier, an option, a call,
+# a word in capitals or with an inner capital (SQLITE_BUSY, PRAGMA, DictWriter), or a path or file name.
+_NAMING = re.compile(r"[._]\w|\w[.(]|^-|\s-|\b[A-Z]{2,}\b|\b[a-z]+[A-Z]\w*|\b[A-Z][a-z]+[A-Z]\w*|/", re.UNICODE)
 MAX_TERMS = 32
+# Keyword search scores every row its terms match. Past this many matched rows, the most common terms are left out
+# of the query (see informative_terms): this bounds the work on large indexes, and on a docs site of a few
+# thousand chunks it never applies. (Leaving out every term above a share of the rows, tried first, lost MRR on
+# the git-doc dev set: a word common on one site, like "commit" or "branch" there, still tells pages apart.)
+MAX_MATCHED_ROWS = 20_000
 
 STOPWORDS = frozenset(
     (
@@ -16,6 +29,8 @@ STOPWORDS = frozenset(
         "their then there these this to was what when where which while who why will with without you your"
     ).split()
 )
+
+QueryStyle = Literal["identifier", "natural"]
 
 
 def keyword_terms(text: str) -> tuple[list[str], list[list[str]]]:
@@ -30,15 +45,80 @@ def keyword_terms(text: str) -> tuple[list[str], list[list[str]]]:
     return terms, phrases
 
 
-def fts5_match(text: str) -> str | None:
+def query_style(text: str) -> QueryStyle:
+    """Whether `text` names something (an identifier, option, constant, a word or two) or describes it in prose.
+
+    Named things are found by their exact words, described ones by meaning, so fusion weighs the two search
+    sides by this.
+    """
+    words = [word for word in text.split() if _TOKEN.search(word) and word.lower() not in STOPWORDS]
+    if _NAMING.search(text) or len(words) <= 2:
+        return "identifier"
+    return "natural"
+
+
+def informative_terms(terms: list[str], doc_share: Mapping[str, float], total_rows: int) -> list[str]:
+    """`terms` less the most common ones, dropped until the rows the rest match fit MAX_MATCHED_ROWS.
+
+    `doc_share` maps a term to the share of the `total_rows` rows that hold it (a term it lacks counts as rare).
+    The rarest term is always kept. Past a few thousand candidates, one more common term reorders the tail of the
+    ranking rather than its top, while the rare ones decide which rows lead.
+    """
+    rarest_first = sorted(terms, key=lambda term: doc_share.get(term, 0.0))
+    kept = set(rarest_first[:1])
+    budget = MAX_MATCHED_ROWS - doc_share.get(rarest_first[0], 0.0) * total_rows if terms else 0
+    for term in rarest_first[1:]:
+        budget -= doc_share.get(term, 0.0) * total_rows
+        if budget < 0:
+            break
+        kept.add(term)
+    return [term for term in terms if term in kept]
+
+
+def fts5_match(text: str, doc_share: Mapping[str, float] | None = None, total_rows: int = 0) -> str | None:
     """An FTS5 MATCH expression for `text`, or None when it holds no searchable word.
 
     Every term is double-quoted, so FTS5 operators in the input (`NEAR(`, `*`, `"`, `-`, `AND`) are plain words.
     Identifier phrases are added so that `os.scandir` ranks the adjacent pair above pages that mention both apart.
+    With `doc_share` and `total_rows` (see informative_terms), the most common single terms may be left out.
     """
     terms, phrases = keyword_terms(text)
     if not terms:
         return None
+    if doc_share is not None:
+        terms = informative_terms(terms, doc_share, total_rows)
     parts = [f'"{" ".join(phrase)}"' for phrase in phrases if len(phrase) > 1]
     parts += [f'"{term}"' for term in terms]
     return " OR ".join(dict.fromkeys(parts))
+
+
+class TermShares:
+    """The share of an index's rows holding each term, counted by the store and remembered for `ttl` seconds.
+
+    Counting a common term's rows reads its whole posting list (a few ms at 100k rows), about what the search
+    itself costs, so counts are cached; a stale share only shifts which terms count as common. Thread-safe.
+    """
+
+    def __init__(self, ttl: float = 300.0, max_terms: int = 20_000) -> None:
+        self._ttl = ttl
+        self._max_terms = max_terms
+        self._counts: dict[tuple[str, str], tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def shares(
+        self, index: str, terms: Sequence[str], total_rows: int, count: Callable[[str], int]
+    ) -> dict[str, float]:
+        """{term: share} for `terms` of `index`; `count(term)` counts the rows holding a term when needed."""
+        now = time.monotonic()
+        result: dict[str, float] = {}
+        for term in terms:
+            with self._lock:
+                cached = self._counts.get((index, term))
+            if cached is None or now - cached[1] > self._ttl:
+                cached = (count(term), now)
+                with self._lock:
+                    if len(self._counts) >= self._max_terms:
+                        self._counts.clear()
+                    self._counts[(index, term)] = cached
+            result[term] = cached[0] / max(total_rows, 1)
+        return result

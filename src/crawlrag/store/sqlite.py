@@ -23,7 +23,7 @@ from crawlrag.models import (
 )
 from crawlrag.store import sqlite_jobs, sqlite_reindex, sqlite_write
 from crawlrag.store.base import EmbeddingMismatchError, PageWrite, SourceEmbeddings, SourceTexts, StoreError
-from crawlrag.store.query_terms import fts5_match
+from crawlrag.store.query_terms import TermShares, fts5_match, keyword_terms
 from crawlrag.store.sqlite_errors import begin_immediate, translated_errors
 from crawlrag.store.sqlite_schema import migrate
 from crawlrag.store.vector_index import VectorIndex
@@ -74,6 +74,7 @@ class SQLiteStore:
         self._chunk_index = VectorIndex()
         self._code_index = VectorIndex()
         self._data_version = -1
+        self._term_shares_cache = TermShares()
         self._sync_indexes()
 
     # --- plumbing -----------------------------------------------------------------------------------------------
@@ -335,6 +336,19 @@ class SQLiteStore:
             hits.append(hit)
         return hits
 
+    def _term_shares(self, table: str, text: str) -> tuple[dict[str, float], int]:
+        """The share of `table`'s rows holding each single term of `text`, and its number of rows."""
+        terms, _ = keyword_terms(text)
+        with self._read() as conn:
+            total = conn.execute(f"SELECT count(*) FROM {table}_docsize").fetchone()[0]
+
+            def count(term: str) -> int:
+                return int(
+                    conn.execute(f"SELECT count(*) FROM {table} WHERE {table} MATCH ?", (f'"{term}"',)).fetchone()[0]
+                )
+
+            return self._term_shares_cache.shares(table, terms, total, count), total
+
     def _fts(
         self,
         table: str,
@@ -346,23 +360,34 @@ class SQLiteStore:
         weights: str,
         kinds: Collection[str] | None = None,
     ) -> list[tuple[Any, ...]]:
-        match = fts5_match(query)
+        match = fts5_match(query, *self._term_shares(table, query))
         if match is None or limit <= 0 or (kinds is not None and not kinds):
             return []
-        source_clause = f"AND {alias}.source_id = ?" if source_id is not None else ""
-        params: list[Any] = [match]
-        if source_id is not None:
-            params.append(source_id)
-        if kinds is not None:
-            source_clause += f" AND {alias}.kind IN ({','.join('?' * len(kinds))})"
-            params.extend(kinds)
-        params.append(limit)
         base = "chunks" if table == "chunks_fts" else "code_examples"
-        sql = (
-            f"SELECT {columns}, -bm25({table}, {weights}) AS score FROM {table} "
-            f"JOIN {base} {alias} ON {alias}.id = {table}.rowid "
-            f"WHERE {table} MATCH ? {source_clause} ORDER BY score DESC LIMIT ?"
-        )
+        # `rank` with a LIMIT lets FTS5 keep only the best rows while it scores; the hits' columns are read for
+        # those rows alone, never for every row that matches.
+        if source_id is None and kinds is None:
+            sql = (
+                f"WITH top AS (SELECT rowid AS id, rank FROM {table} WHERE {table} MATCH ? "
+                f"AND rank MATCH 'bm25({weights})' ORDER BY rank LIMIT ?) "
+                f"SELECT {columns}, -top.rank AS score FROM top JOIN {base} {alias} ON {alias}.id = top.id "
+                "ORDER BY top.rank"
+            )
+            params: list[Any] = [match, limit]
+        else:
+            filters, params = "", [match]
+            if source_id is not None:
+                filters += f" AND {alias}.source_id = ?"
+                params.append(source_id)
+            if kinds is not None:
+                filters += f" AND {alias}.kind IN ({','.join('?' * len(kinds))})"
+                params.extend(kinds)
+            params.append(limit)
+            sql = (
+                f"SELECT {columns}, -{table}.rank AS score FROM {table} "
+                f"JOIN {base} {alias} ON {alias}.id = {table}.rowid WHERE {table} MATCH ? "
+                f"AND {table}.rank MATCH 'bm25({weights})'{filters} ORDER BY {table}.rank LIMIT ?"
+            )
         with self._read() as conn:
             return conn.execute(sql, params).fetchall()
 
