@@ -9,7 +9,7 @@ from mcp import Client
 from server_helpers import StartServer, call
 from test_arguments import BAD_CALLS
 
-from crawlrag.crawl.results import MAX_DEPTH_LIMIT
+from crawlrag.pipeline.bounds import DEPTH_RANGE
 
 
 def walk(schema: dict[str, Any]) -> list[dict[str, Any]]:
@@ -52,7 +52,7 @@ async def test_input_schemas_are_exact(start_server: StartServer) -> None:
     crawl = tools["smart_crawl_url"].input_schema
     assert crawl["required"] == ["url"]
     assert (
-        crawl["properties"]["max_depth"]["maximum"] == MAX_DEPTH_LIMIT
+        crawl["properties"]["max_depth"]["maximum"] == DEPTH_RANGE[1]
         and crawl["properties"]["max_depth"]["default"] == 3
     )
     assert crawl["properties"]["force"] == {
