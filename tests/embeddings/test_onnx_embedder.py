@@ -232,14 +232,16 @@ def test_factory_choices(make_settings: object, tiny_st_dir: Path, onnx_cache: P
     assert isinstance(fp32, OnnxEmbedder) and fp32.precision == "float32"
     assert isinstance(build_embedder(settings(embedding_precision="int8"), onnx_cache), OnnxEmbedder)
     assert isinstance(build_embedder(settings(embedding_precision="bfloat16"), onnx_cache), LocalEmbedder)
-    assert isinstance(build_embedder(settings(), onnx_cache), AutoEmbedder)
+    assert isinstance(build_embedder(settings(), onnx_cache), LocalEmbedder)  # the default backend is torch
+    assert isinstance(build_embedder(settings(embedding_backend="auto"), onnx_cache), AutoEmbedder)
     gpu = build_embedder(settings(embedding_device="cuda"), onnx_cache)  # onnx runs on CPU only
     assert isinstance(gpu, LocalEmbedder)
     assert isinstance(build_embedder(settings(embedding_model="org/not-local"), onnx_cache), LocalEmbedder)
 
 
 def test_auto_on_tiny_model_picks_an_agreeing_backend(tiny_st_dir: Path, onnx_cache: Path) -> None:
-    embedder = build_embedder(Settings(_env_file=None, embedding_model=str(tiny_st_dir)), onnx_cache)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, embedding_model=str(tiny_st_dir), embedding_backend="auto")  # type: ignore[call-arg]
+    embedder = build_embedder(settings, onnx_cache)
     assert isinstance(embedder, AutoEmbedder)
     embedder.load()
     best = choose_embedder(embedder.trials)

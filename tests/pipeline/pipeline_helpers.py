@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from crawlrag.embeddings import Embedder
+from crawlrag.tokens import TokenCounter
 
 Response = tuple[int, dict[str, str], bytes]
 Route = Callable[[int], Response]  # the route is called with how many times its path was requested before
@@ -125,6 +126,13 @@ class SlowEmbedder:
     @property
     def dimension(self) -> int:
         return self.inner.dimension
+
+    @property
+    def max_input_tokens(self) -> int | None:
+        return self.inner.max_input_tokens
+
+    def token_counter(self) -> TokenCounter:
+        return self.inner.token_counter()
 
     def load(self) -> None:
         self.inner.load()

@@ -171,9 +171,9 @@ def check_store_invariants(path: Path, chunk_size: int, dimension: int) -> dict[
             "SELECT id FROM pages WHERE source_id NOT IN (SELECT source_id FROM sources)",
         ):
             assert not conn.execute(orphans).fetchall(), orphans
-        pages = conn.execute("SELECT id, url, title, markdown, content_hash, chunk_count FROM pages").fetchall()
+        pages = conn.execute("SELECT id, url, title, markdown, content_hash, chunk_count, kind FROM pages").fetchall()
         chunk_total = 0
-        for page_id, url, title, markdown, page_hash, chunk_count in pages:
+        for page_id, url, title, markdown, page_hash, chunk_count, kind in pages:
             assert page_hash == content_hash(markdown), url
             rows = conn.execute(
                 "SELECT chunk_index, url, content, content_hash, length(embedding) FROM chunks"
@@ -181,7 +181,8 @@ def check_store_invariants(path: Path, chunk_size: int, dimension: int) -> dict[
                 (page_id,),
             ).fetchall()
             assert [row[0] for row in rows] == list(range(chunk_count)), f"incomplete chunks for {url}"
-            expected = chunk_markdown(markdown, url=url, title=title, chunk_size=chunk_size)
+            # index pages (tables of contents) keep their markdown but are not chunked
+            expected = [] if kind == "index" else chunk_markdown(markdown, url=url, title=title, chunk_size=chunk_size)
             assert [row[2] for row in rows] == [chunk.content for chunk in expected], url
             for _, chunk_url, text, text_hash, vector_bytes in rows:
                 assert chunk_url == url and text_hash == content_hash(text) and vector_bytes == dimension * 4

@@ -65,11 +65,12 @@ def build_embedder(settings: Settings, cache_dir: Path | None = None) -> Embedde
             reason=reason,
         )
 
-    if backend == "torch" or not onnx_ok:
-        return torch_embedder()
-    if backend == "onnx" or precision == "int8":
+    # int8 exists only in the onnx backend, so asking for it picks that backend whatever EMBEDDING_BACKEND says.
+    if onnx_ok and (backend == "onnx" or precision == "int8"):
         chosen: OnnxPrecision = "float32" if precision == "float32" else "int8"
         return onnx_embedder(chosen, "set by EMBEDDING_BACKEND / EMBEDDING_PRECISION")()
+    if backend == "torch" or not onnx_ok:
+        return torch_embedder()
     if precision != "auto":
         return torch_embedder()  # an explicit float32 / bfloat16 / float16 with backend auto stays torch's
     candidates: list[Candidate] = [

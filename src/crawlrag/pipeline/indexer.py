@@ -117,9 +117,13 @@ class Indexer:
                 await anyio.to_thread.run_sync(self._summarize_sources, report)
         except BaseExceptionGroup as group_error:
             # Callers expect the error itself (a refused URL, a model mismatch), not the task group around it.
-            if len(group_error.exceptions) == 1:
-                raise group_error.exceptions[0] from None
-            raise
+            # The run nests two task groups, so a single error can sit inside two groups.
+            error: BaseException = group_error
+            while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+                error = error.exceptions[0]
+            if error is group_error:
+                raise
+            raise error from None
         finally:
             if self.enricher is not None:
                 report.llm = self.enricher.status()

@@ -148,6 +148,9 @@ _JOB_FIELDS: dict[str, Schema] = {
     "progress": PROGRESS,
     "created_at": TEXT,
     "updated_at": TEXT,
+    "worker": TEXT_OR_NULL | {"description": "host:pid of the process that runs (or ran) the job"},
+    "started_at": TEXT_OR_NULL,
+    "finished_at": TEXT_OR_NULL,
 }
 _JOB_OPTIONAL: dict[str, Schema] = {
     "job_error": TEXT,

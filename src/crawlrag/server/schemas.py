@@ -107,13 +107,15 @@ def tool_properties(settings: Settings) -> dict[str, dict[str, Schema]]:
                 DEPTH_RANGE[1],
                 f"Link depth to follow from the start page (0: this page only; null: MAX_DEPTH, {settings.max_depth})",
                 nullable=True,
-            ),
+            )
+            | {"default": settings.max_depth},
             "max_concurrent": integer(
                 CONCURRENCY_RANGE[0],
                 CONCURRENCY_RANGE[1],
                 f"Pages fetched at once (null and cap: MAX_CONCURRENT, {settings.max_concurrent})",
                 nullable=True,
-            ),
+            )
+            | {"default": settings.max_concurrent},
             "chunk_size": integer(
                 chunks_low,
                 chunks_high,
