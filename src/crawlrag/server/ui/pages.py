@@ -10,6 +10,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from crawlrag.crawl import CrawlInputError
 from crawlrag.pipeline.jobs import JobError
 from crawlrag.search import SearchInputError, SearchMode
 from crawlrag.server.arguments import ArgumentError, clean_source
@@ -21,7 +22,7 @@ from crawlrag.server.ui.security import COOKIE_NAME, Session
 from crawlrag.store import StoreError
 
 # Errors whose message is written for the person who filled in the form.
-FORM_ERRORS = (ArgumentError, SearchInputError, JobError, StoreError, NotStartedError)
+FORM_ERRORS = (ArgumentError, CrawlInputError, SearchInputError, JobError, StoreError, NotStartedError)
 DEFAULT_RESULTS = 10
 
 
