@@ -65,10 +65,11 @@ async def test_match_count_is_filled_when_enough_pages_match(start_server: Start
 
 
 async def test_a_generous_budget_widens_hits_to_their_section(start_server: StartServer, tmp_path: Path) -> None:
+    # The caching page's "limits" section (five paragraphs and code) spans more than one chunk.
     async with corpus(start_server, tmp_path) as (client, _):
         answer = valid(
             "perform_rag_query",
-            await call(client, "perform_rag_query", query="caching options timeout", match_count=2, max_tokens=20000),
+            await call(client, "perform_rag_query", query="caching limits timeout", match_count=2, max_tokens=20000),
         )
         assert answer["truncated"] is False
         assert any(hit["expanded"] for hit in answer["results"]), answer["results"]
