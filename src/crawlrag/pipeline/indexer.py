@@ -23,7 +23,7 @@ from crawlrag.chunking import chunk_markdown
 from crawlrag.code_examples import extract_code_examples
 from crawlrag.config import Settings
 from crawlrag.crawl import Crawler, CrawlProgress, CrawlRequest, PageFailure, PageSkipped
-from crawlrag.crawl.urls import normalize_url
+from crawlrag.crawl.urls import normalize_url, url_kind
 from crawlrag.embeddings import Embedder, EmbeddingError
 from crawlrag.llm import Enricher, build_enricher
 from crawlrag.local import LocalOptions, crawl_local, is_local_target
@@ -114,7 +114,7 @@ class Indexer:
                     outer.cancel_scope.cancel()  # nothing was fetched that needs the model (yet)
             report.time_limit_reached = deadline.cancelled_caught
             with anyio.CancelScope(shield=True):  # a summary is a few store calls; a cancelled run still gets it
-                await anyio.to_thread.run_sync(self._summarize_sources, report)
+                await anyio.to_thread.run_sync(self._summarize_sources, report, start)
         except BaseExceptionGroup as group_error:
             # Callers expect the error itself (a refused URL, a model mismatch), not the task group around it.
             # The run nests two task groups, so a single error can sit inside two groups.
@@ -406,8 +406,10 @@ class Indexer:
         report.progress.skipped += 1
         report.skipped.append(PageSkipped(url, f"{chunks} chunks, more than MAX_CHUNKS_PER_PAGE_INDEXED={limit}"))
 
-    def _summarize_sources(self, report: IndexReport) -> None:
-        """Give each source crawled a summary from its root page: the shallowest URL stored, after redirects.
+    def _summarize_sources(self, report: IndexReport, start: str | None) -> None:
+        """Give each source crawled a summary from its root page: the page the crawl started on (after redirects:
+        the crawler finishes the start page before any other, so it is the first URL recorded), or for sitemaps
+        and local sources the shallowest URL stored.
 
         A source's summary is kept when this crawl saw only one of its pages (a single-page crawl of a site), or
         stored nothing new."""
@@ -418,7 +420,7 @@ class Indexer:
                 continue
             if source.summary and (len(set(urls)) <= 1 or report.progress.stored == 0):
                 continue
-            root = min(urls, key=_root_rank)
+            root = urls[0] if start is not None and url_kind(start) != "sitemap" else min(urls, key=_root_rank)
             markdown = self.store.page_markdown(root)
             stored = self.store.get_page(root)
             if markdown is None or stored is None:
