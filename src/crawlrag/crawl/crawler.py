@@ -132,7 +132,8 @@ class Crawler:
 
 # A finished fetch: the item, the validators sent with it, the outcome, and the stored validators of the URL a
 # redirect led to (looked up in the fetch's task, off the event loop).
-_Done: TypeAlias = tuple["_Item", "Validators | None", FetchOutcome, "Validators | None"]
+# A finished fetch: the item, its outcome, and the stored validators of the URL its page would be filed under.
+_Done: TypeAlias = tuple["_Item", FetchOutcome, "Validators | None"]
 
 
 @dataclass(slots=True)
@@ -211,9 +212,9 @@ class _CrawlRun:
                         if not self._pending:
                             break
                         done = await self._next_done(receive, deadline)
-                        for item, sent, outcome, stored_final in done:
+                        for item, outcome, stored in done:
                             self._pending.pop(item.url, None)
-                            for result in self._handle(item, sent, outcome, stored_final):
+                            for result in self._handle(item, outcome, stored):
                                 yield self._counted(result)
                 finally:
                     fetches.cancel_scope.cancel()
@@ -323,13 +324,12 @@ class _CrawlRun:
             # Conditional requests only where the body is not needed to find more links.
             conditional = stored if item.depth >= item.limit else None
             outcome = await self._fetch(item, conditional)
-            stored_final = stored
             if isinstance(outcome.result, FetchedDocument):
                 # The stored copy, if any, is filed under the URL the redirect led to (or the page's canonical).
-                filed_under = _canonical_candidate(outcome.result) or outcome.final_url
+                filed_under = self._canonical_of(outcome.result) or outcome.final_url
                 if filed_under != item.url:
-                    stored_final = await self._stored(filed_under)
-            await send.send((item, stored, outcome, stored_final))
+                    stored = await self._stored(filed_under)
+            await send.send((item, outcome, stored))
         self._scopes.pop(item.url, None)
 
     async def _fetch(self, item: _Item, conditional: Validators | None) -> FetchOutcome:
@@ -347,9 +347,7 @@ class _CrawlRun:
             log.exception("unexpected error while crawling %s", item.url)
             return FetchOutcome(item.url, item.url, PageFailure(item.url, f"internal error: {exc!r}"))
 
-    def _handle(
-        self, item: _Item, stored: Validators | None, outcome: FetchOutcome, stored_final: Validators | None
-    ) -> Iterator[CrawlResult]:
+    def _handle(self, item: _Item, outcome: FetchOutcome, stored: Validators | None) -> Iterator[CrawlResult]:
         final, result = outcome.final_url, outcome.result
         if page_key(final) in self._claimed:  # two URLs redirected to one page, or a page fetched while its alias was
             yield PageSkipped(item.url, f"duplicate of {final}, already crawled")
@@ -368,23 +366,21 @@ class _CrawlRun:
                 yield PageSkipped(item.url, f"duplicate of {result.canonical}, already crawled")
             elif result.noindex:
                 yield PageSkipped(url, "noindex")
+            elif stored is not None and _unchanged(stored, result):
+                yield PageSkipped(url, "not modified")
             else:
-                stored = stored_final
-                if stored is not None and _unchanged(stored, result):
-                    yield PageSkipped(url, "not modified")
-                else:
-                    yield Page(
-                        url=url,
-                        source_id=self._source_id,
-                        title=result.title or result.url,
-                        markdown=result.markdown,
-                        content_type=result.content_type,
-                        status_code=result.status_code,
-                        etag=result.etag,
-                        last_modified=result.last_modified,
-                        kind=result.kind,
-                        convert_seconds=result.convert_seconds,
-                    )
+                yield Page(
+                    url=url,
+                    source_id=self._source_id,
+                    title=result.title or result.url,
+                    markdown=result.markdown,
+                    content_type=result.content_type,
+                    status_code=result.status_code,
+                    etag=result.etag,
+                    last_modified=result.last_modified,
+                    kind=result.kind,
+                    convert_seconds=result.convert_seconds,
+                )
         else:
             yield result
         if item.depth < item.limit and self._pages < self._request.max_pages:
@@ -393,10 +389,17 @@ class _CrawlRun:
                 if skipped is not None:
                     yield skipped
 
-    def _canonical_url(self, document: FetchedDocument) -> str | None:
-        """The URL to store a page under: its same-site canonical when it has one; None when that is taken."""
+    def _canonical_of(self, document: FetchedDocument) -> str | None:
+        """The same-site canonical URL a page names, when it is another spelling than the URL it was fetched from."""
         canonical = document.canonical
         if canonical is None or site_key(canonical) not in self._sites or page_key(canonical) == page_key(document.url):
+            return None
+        return canonical
+
+    def _canonical_url(self, document: FetchedDocument) -> str | None:
+        """The URL to store a page under: its same-site canonical when it has one; None when that is taken."""
+        canonical = self._canonical_of(document)
+        if canonical is None:
             return document.url
         if page_key(canonical) in self._claimed:
             return None
@@ -438,11 +441,3 @@ def _unchanged(stored: Validators, document: FetchedDocument) -> bool:
     if last_modified and document.last_modified:
         return last_modified == document.last_modified
     return False
-
-
-def _canonical_candidate(document: FetchedDocument) -> str | None:
-    """The canonical URL a page names, when it is another spelling than the URL it was fetched from."""
-    canonical = document.canonical
-    if canonical is None or page_key(canonical) == page_key(document.url):
-        return None
-    return canonical
