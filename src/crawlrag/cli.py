@@ -30,10 +30,11 @@ from crawlrag.local import LocalAccessError, is_local_target, resolve_target
 from crawlrag.models import CrawlJob, JobStatus, SearchHit
 from crawlrag.pipeline.jobs import Job, JobManager, NoJobEvents
 from crawlrag.pipeline.options import CrawlOptions
+from crawlrag.pipeline.queue import open_job_queue
 from crawlrag.pipeline.reindex import Reindexer, sources_to_reindex
 from crawlrag.pipeline.report import IndexProgress, IndexReport
 from crawlrag.search import SearchInputError, SearchMode
-from crawlrag.server.commands import health, serve
+from crawlrag.server.commands import health, serve, worker
 from crawlrag.store import StoreError, migrate_store
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Crawl documentation sites and search them.")
@@ -143,7 +144,10 @@ async def _crawl(context: AppContext, options: CrawlOptions, quiet: bool) -> Job
         async with Crawler(settings) as crawler:
             if not is_local_target(options.url):
                 await crawler.check(options.url)  # a refused URL is an input error, not a job
-            manager = JobManager(settings, context.store, context.embedder, crawler, _ProgressBar(bar), max_running=1)
+            queue = open_job_queue(settings, context.store)  # on PostgreSQL the job holds a lease, like a worker's
+            manager = JobManager(
+                settings, context.store, context.embedder, crawler, _ProgressBar(bar), max_running=1, queue=queue
+            )
             async with manager as jobs, anyio.create_task_group() as tasks:
                 job = await jobs.submit(options)
                 tasks.start_soon(_stop_on_signal, jobs, job)
@@ -388,6 +392,7 @@ def reindex(
 
 
 app.command()(serve)
+app.command()(worker)
 app.command()(health)
 
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")

@@ -191,6 +191,11 @@ class Settings(BaseSettings):
     llm_concurrency: int = Field(4, ge=1, le=64)
     llm_timeout_seconds: float = Field(60.0, gt=0, le=3600)
 
+    # --- scale-out (PostgreSQL): shared crawl-job queue, `crawlrag worker` -------------------------------------
+    worker_concurrency: int = Field(1, ge=1, le=32)  # crawl jobs one `crawlrag worker` runs at a time
+    # A worker that stops renewing its lease this long (killed, machine lost) has its job resumed by another.
+    job_lease_seconds: float = Field(30.0, ge=3, le=3600)
+
     @field_validator("allowed_hosts", "reranking_fallback_models", "allowed_paths", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:

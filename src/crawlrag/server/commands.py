@@ -1,4 +1,4 @@
-"""`crawlrag serve` and `crawlrag health`, as plain functions for the typer app in crawlrag.cli to register."""
+"""`crawlrag serve`, `crawlrag worker` and `crawlrag health`: plain functions for the typer app in crawlrag.cli."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from enum import StrEnum
 from typing import Annotated, Any
 
+import anyio
 import httpx
 import typer
 
@@ -41,12 +42,44 @@ def serve(
     ] = None,
     host: Annotated[str | None, typer.Option(help="Address to bind in http mode (default 127.0.0.1, HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port in http mode (default 8051, PORT)")] = None,
+    no_worker: Annotated[
+        bool,
+        typer.Option(
+            "--no-worker", help="PostgreSQL only: queue crawl jobs for `crawlrag worker` processes, run none here"
+        ),
+    ] = False,
 ) -> None:
     """Run the MCP server: over stdio (default) or Streamable HTTP at http://HOST:PORT/mcp."""
     settings = _load(transport=transport.value if transport else None, host=host, port=port)
+    if no_worker:
+        _require_shared_queue(settings, "--no-worker")
     from crawlrag.server.serve import serve as run  # the server stack is imported only when serving
 
-    run(settings)
+    run(settings, run_jobs=not no_worker)
+
+
+def _require_shared_queue(settings: Settings, what: str) -> None:
+    from crawlrag.pipeline.queue import QueueUnavailableError, require_shared_queue
+
+    try:
+        require_shared_queue(settings, what)
+    except QueueUnavailableError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise typer.Exit(2) from None
+
+
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Crawl jobs run at once (default WORKER_CONCURRENCY, 1)")
+    ] = None,
+) -> None:
+    """Run crawl jobs from the shared queue (PostgreSQL) until SIGTERM; /health on HEALTH_PORT when it is set."""
+    # The reranker only serves searches, which a worker does not answer.
+    settings = _load(worker_concurrency=concurrency, use_reranking=False)
+    _require_shared_queue(settings, "`crawlrag worker`")
+    from crawlrag.server.worker import run_worker
+
+    anyio.run(run_worker, settings)
 
 
 def _health_url(url: str | None) -> str:

@@ -19,7 +19,8 @@ from crawlrag.config import Settings, package_version
 from crawlrag.context import AppContext
 from crawlrag.crawl import Crawler
 from crawlrag.embeddings import Embedder
-from crawlrag.pipeline.jobs import JobManager
+from crawlrag.pipeline.jobs import JobManager, JobMode
+from crawlrag.pipeline.queue import open_job_queue, require_shared_queue
 from crawlrag.server.metrics import ServerJobEvents, ServerMetrics
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,11 @@ class ServerRuntime:
         context: AppContext | None = None,
         crawler_factory: Callable[[Settings], Crawler] = Crawler,
         max_running_jobs: int | None = None,
+        run_jobs: bool = True,
     ) -> None:
+        """`run_jobs=False` (`serve --no-worker`): crawl jobs only go to the shared queue, workers run them."""
         self.settings = settings
+        self._run_jobs = run_jobs
         self._given_context = context
         self._crawler_factory = crawler_factory
         self._max_running_jobs = max_running_jobs or settings.max_crawl_jobs
@@ -118,6 +122,8 @@ class ServerRuntime:
         return self
 
     async def _start(self, stack: AsyncExitStack) -> None:
+        if not self._run_jobs:
+            require_shared_queue(self.settings, "a server without a worker (--no-worker)")
         if self._given_context is not None:
             context = self._given_context
         else:
@@ -139,8 +145,11 @@ class ServerRuntime:
             ServerJobEvents(metrics),
             max_running=self._max_running_jobs,
             embedder_problem=lambda: self.embedder_error,
+            queue=open_job_queue(self.settings, context.store),
+            mode=JobMode.WORKER if self._run_jobs else JobMode.ENQUEUE,
         )
-        # Jobs of `crawlrag crawl` processes still running on the same database are theirs, not interrupted.
+        # Jobs of `crawlrag crawl` processes still running on the same database are theirs, not interrupted; on
+        # PostgreSQL nothing is: jobs whose holder died are resumed by a worker once their lease expires.
         self.interrupted_at_start = await jobs.interrupt_dead_jobs()
         if self.interrupted_at_start:
             log.warning(
@@ -208,6 +217,10 @@ class ServerRuntime:
             return f"the embedding model failed to load: {self.embedder_error}"
         return None
 
+    def _job_facts(self) -> dict[str, Any]:
+        jobs = self.jobs
+        return {"interrupted_at_start": self.interrupted_at_start, "mode": jobs.mode.value, "worker": jobs.worker}
+
     # --- health -----------------------------------------------------------------------------------------------
 
     async def _store_health(self) -> dict[str, Any]:
@@ -269,5 +282,5 @@ class ServerRuntime:
             "store": store,
             "embedder": embedder,
             "reranking_model_status": rerank,
-            "jobs": self.jobs.counts() | {"interrupted_at_start": self.interrupted_at_start},
+            "jobs": self.jobs.counts() | self._job_facts(),
         }

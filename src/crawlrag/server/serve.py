@@ -102,11 +102,13 @@ def serve_http(settings: Settings, runtime: ServerRuntime | None = None) -> None
     uvicorn.Server(uvicorn_config(app, settings.host, settings.port, lifespan="on")).run()
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, *, run_jobs: bool = True) -> None:
+    """`run_jobs=False`: crawl jobs go to the shared queue for `crawlrag worker` processes to run."""
+    runtime = ServerRuntime(settings, run_jobs=run_jobs)
     if settings.transport == "stdio":
         if settings.health_port is not None:
             for warning in startup_warnings(settings, settings.host):
                 log.warning(warning)
-        anyio.run(serve_stdio, settings)
+        anyio.run(serve_stdio, settings, runtime)
     else:
-        serve_http(settings)
+        serve_http(settings, runtime)

@@ -143,6 +143,12 @@ class PostgresStore:
         with self._connection() as conn, conn.transaction():
             yield conn
 
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled autocommit connection with the store's error messages (the job queue's SQL runs on it)."""
+        with self._connection() as conn:
+            yield conn
+
     def close(self) -> None:
         self._pool.close()
 

@@ -12,12 +12,12 @@ from psycopg.types.json import Jsonb
 from crawlrag.models import INTERRUPTED_REASON, CrawlJob, JobStatus, utcnow
 from crawlrag.store.postgres_write import clean, clean_opt
 
-_COLUMNS = (
+COLUMNS = (
     "job_id, url, options, status, pages_done, pages_failed, pages_skipped, pages_total, chunks_stored, error,"
     " created_at, updated_at, worker, started_at, finished_at"
 )
-_UPSERT = f"""
-    INSERT INTO crawl_jobs ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+UPSERT = f"""
+    INSERT INTO crawl_jobs ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
     ON CONFLICT (job_id) DO UPDATE SET
         url = EXCLUDED.url, options = EXCLUDED.options, status = EXCLUDED.status,
         pages_done = EXCLUDED.pages_done, pages_failed = EXCLUDED.pages_failed,
@@ -28,17 +28,19 @@ _UPSERT = f"""
 """
 
 
+def job_row(job: CrawlJob) -> tuple[Any, ...]:
+    """The values of `COLUMNS` for `job`, in order."""
+    return (job.job_id, clean(job.url), Jsonb(job.options), job.status.value, job.pages_done, job.pages_failed,
+            job.pages_skipped, job.pages_total, job.chunks_stored, clean_opt(job.error), job.created_at,
+            job.updated_at, clean_opt(job.worker), job.started_at, job.finished_at)  # fmt: skip
+
+
 def save_job(conn: psycopg.Connection[Any], job: CrawlJob) -> None:
     job.updated_at = utcnow()
-    conn.execute(
-        _UPSERT,
-        (job.job_id, clean(job.url), Jsonb(job.options), job.status.value, job.pages_done, job.pages_failed,
-         job.pages_skipped, job.pages_total, job.chunks_stored, clean_opt(job.error), job.created_at,
-         job.updated_at, clean_opt(job.worker), job.started_at, job.finished_at),
-    )  # fmt: skip
+    conn.execute(UPSERT, job_row(job))
 
 
-def _job(row: tuple[Any, ...]) -> CrawlJob:
+def job_from_row(row: tuple[Any, ...]) -> CrawlJob:
     return CrawlJob(
         job_id=row[0],
         url=row[1],
@@ -59,18 +61,20 @@ def _job(row: tuple[Any, ...]) -> CrawlJob:
 
 
 def get_job(conn: psycopg.Connection[Any], job_id: str) -> CrawlJob | None:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM crawl_jobs WHERE job_id = %s", (job_id,)).fetchone()
-    return _job(row) if row else None
+    row = conn.execute(f"SELECT {COLUMNS} FROM crawl_jobs WHERE job_id = %s", (job_id,)).fetchone()
+    return job_from_row(row) if row else None
 
 
 def list_jobs(conn: psycopg.Connection[Any], limit: int) -> list[CrawlJob]:
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM crawl_jobs ORDER BY created_at DESC LIMIT %s", (limit,)).fetchall()
-    return [_job(row) for row in rows]
+    rows = conn.execute(f"SELECT {COLUMNS} FROM crawl_jobs ORDER BY created_at DESC LIMIT %s", (limit,)).fetchall()
+    return [job_from_row(row) for row in rows]
 
 
 def interrupt_unfinished_jobs(conn: psycopg.Connection[Any], alive: Callable[[str | None], bool]) -> int:
     rows = conn.execute(
-        "SELECT job_id, worker FROM crawl_jobs WHERE status IN (%s, %s) FOR UPDATE",
+        # A job whose holder still renews its lease is not dead, whatever host it runs on.
+        "SELECT job_id, worker FROM crawl_jobs WHERE status IN (%s, %s)"
+        " AND (lease_expires_at IS NULL OR lease_expires_at < now()) FOR UPDATE",
         (JobStatus.QUEUED.value, JobStatus.RUNNING.value),
     ).fetchall()
     dead = [job_id for job_id, worker in rows if not alive(worker)]

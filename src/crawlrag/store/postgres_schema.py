@@ -148,6 +148,14 @@ MIGRATIONS: list[str] = [
     ALTER TABLE crawl_jobs ADD COLUMN started_at timestamptz;
     ALTER TABLE crawl_jobs ADD COLUMN finished_at timestamptz;
     """,
+    # scale-out: crawl_jobs is the shared job queue; the holder renews its lease, cancel reaches it through the row
+    """
+    ALTER TABLE crawl_jobs ADD COLUMN lease_expires_at timestamptz;
+    ALTER TABLE crawl_jobs ADD COLUMN cancel_requested text;
+    ALTER TABLE crawl_jobs ADD COLUMN attempts integer NOT NULL DEFAULT 0;
+    CREATE INDEX crawl_jobs_claimable ON crawl_jobs (created_at)
+        WHERE status IN ('queued', 'running') AND cancel_requested IS NULL;
+    """,
 ]
 
 
