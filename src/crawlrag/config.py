@@ -195,6 +195,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(1, ge=1, le=32)  # crawl jobs one `crawlrag worker` runs at a time
     # A worker that stops renewing its lease this long (killed, machine lost) has its job resumed by another.
     job_lease_seconds: float = Field(30.0, ge=3, le=3600)
+    # Streamable HTTP without sessions: behind a load balancer without sticky sessions, any server answers any
+    # request of clients on the session-based protocol versions (newer protocol versions have no sessions anyway).
+    http_stateless: bool = False
 
     @field_validator("allowed_hosts", "reranking_fallback_models", "allowed_paths", mode="before")
     @classmethod

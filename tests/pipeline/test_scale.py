@@ -6,6 +6,7 @@ middle of it; the lease is short (LEASE_SECONDS) so that the take-over happens w
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 import uuid
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import psycopg
 import pytest
 from backends import with_database
@@ -45,7 +47,9 @@ from crawlrag.models import JobStatus
 from crawlrag.pipeline.jobs import JobManager
 from crawlrag.pipeline.options import CrawlOptions
 from crawlrag.server.app import build_mcp_server
+from crawlrag.server.http import build_http_app
 from crawlrag.server.runtime import ServerRuntime
+from crawlrag.server.serve import EmbeddedServer, uvicorn_config
 
 SettingsFactory = Callable[..., Settings]
 PAGES = 120
@@ -239,3 +243,59 @@ def test_worker_and_no_worker_refuse_sqlite(make_settings: SettingsFactory, tmp_
     for result in (worker, no_worker):
         assert result.exit_code == 2
         assert "PostgreSQL" in result.output
+
+
+@asynccontextmanager
+async def http_server(settings: Settings, embedder: LocalEmbedder) -> AsyncIterator[str]:
+    """The app of `crawlrag serve --transport http` on a free port, in this process."""
+    context = AppContext.create(settings, embedder=embedder)
+    runtime = ServerRuntime(settings, context=context)
+    port = free_port()
+    app = build_http_app(runtime, build_mcp_server(runtime), "127.0.0.1")
+    server = EmbeddedServer(uvicorn_config(app, "127.0.0.1", port, lifespan="on"))
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(server.serve)
+            with anyio.fail_after(30):
+                while not server.started:
+                    await anyio.sleep(0.05)
+            try:
+                yield f"http://127.0.0.1:{port}/mcp"
+            finally:
+                server.should_exit = True
+    finally:
+        context.close()
+
+
+async def post(http: httpx.AsyncClient, url: str, method: str, **params: Any) -> tuple[httpx.Response, Any]:
+    """One JSON-RPC request of a session-based protocol version, without a session id; its result."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+    headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-06-18"}
+    response = await http.post(url, json=body, headers=headers)
+    lines = [line.removeprefix("data:").strip() for line in response.text.splitlines() if line.startswith("data:")]
+    messages = [json.loads(line) for line in lines] if lines else [response.json()]
+    return response, next(m for m in messages if m.get("id") == 1)
+
+
+@pytest.mark.postgres
+async def test_stateless_http_servers_answer_any_request_of_a_client(
+    postgres_url: str, make_settings: SettingsFactory, embedder: LocalEmbedder
+) -> None:
+    settings = pg_settings(make_settings, postgres_url, http_stateless=True, crawl_wait_seconds=30)
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    with serve(many_pages_site(3, delay=0.0)) as site:
+        async with (
+            http_server(settings, embedder) as one,
+            http_server(settings, embedder) as two,
+            httpx.AsyncClient(timeout=60) as http,
+        ):
+            started, _ = await post(http, one, "initialize", **hello)
+            arguments = {"url": site.url("/"), "max_depth": 1}
+            _, crawled = await post(http, two, "tools/call", name="smart_crawl_url", arguments=arguments)
+            job_id = crawled["result"]["structuredContent"]["job_id"]
+            _, status = await post(http, one, "tools/call", name="get_crawl_status", arguments={"job_id": job_id})
+
+    assert started.status_code == 200 and "mcp-session-id" not in started.headers
+    assert crawled["result"]["structuredContent"]["status"] == "completed"
+    assert status["result"]["structuredContent"]["status"] == "completed"
+    assert status["result"]["structuredContent"]["progress"]["pages_done"] >= 3

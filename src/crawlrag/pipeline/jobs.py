@@ -18,21 +18,33 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Callable
 from types import TracebackType
-from typing import Protocol
 
 import anyio
 from anyio.abc import TaskGroup
 
 from crawlrag.config import Settings
-from crawlrag.crawl import Crawler, CrawlInputError
-from crawlrag.embeddings import Embedder, EmbeddingError
-from crawlrag.models import INTERRUPTED_REASON, CrawlJob, JobStatus, utcnow
+from crawlrag.crawl import Crawler
+from crawlrag.embeddings import Embedder
+from crawlrag.models import CrawlJob, JobStatus, utcnow
 from crawlrag.pipeline.failures import SystemicError
 from crawlrag.pipeline.indexer import Indexer, IndexProgress, IndexReport
+from crawlrag.pipeline.job_parts import (
+    CANCEL_REASON,
+    INTERRUPTED_ERROR,
+    USER_FACING_ERRORS,
+    Job,
+    JobError,
+    JobEvents,
+    JobMode,
+    NoJobEvents,
+    ProgressReporter,
+    describe_error,
+    leaf_error,
+    total_known,
+)
+from crawlrag.pipeline.leases import fail_unrunnable, keep_lease, lose
 from crawlrag.pipeline.options import CrawlOptions
 from crawlrag.pipeline.queue import CLAIM_POLL_SECONDS, JobQueue, LocalJobQueue, this_worker, worker_alive
 from crawlrag.store import Store, StoreError
@@ -47,90 +59,17 @@ POLL_SECONDS = 0.25
 # Finished jobs stay in memory (with their full report) up to this many; older ones are read from the store.
 KEEP_FINISHED = 100
 
-INTERRUPTED_ERROR = INTERRUPTED_REASON
-CANCEL_REASON = "cancelled by cancel_crawl"
-USER_FACING_ERRORS = (CrawlInputError, StoreError, EmbeddingError, SystemicError)
-
-ProgressReporter = Callable[[int, int | None, str], Awaitable[None]]
-
-
-__all__ = ["Job", "JobError", "JobManager", "JobMode", "NoJobEvents", "this_worker", "worker_alive"]
-
-
-class JobMode(StrEnum):
-    """Who runs what a manager on the shared queue submits (the local queue always runs it here)."""
-
-    LOCAL = "local"  # this process, at once (`crawlrag crawl`)
-    WORKER = "worker"  # whichever worker claims it first; this process claims jobs too
-    ENQUEUE = "enqueue"  # other processes (`crawlrag serve --no-worker`)
-
-
-class JobEvents(Protocol):
-    """What the manager reports as jobs run: the server turns these into metrics."""
-
-    def progress(self, job_id: str, progress: IndexProgress) -> None: ...
-
-    def finished(self, status: JobStatus) -> None: ...
-
-    def counts(self, running: int, queued: int) -> None: ...
-
-
-class NoJobEvents:
-    def progress(self, job_id: str, progress: IndexProgress) -> None:
-        pass
-
-    def finished(self, status: JobStatus) -> None:
-        pass
-
-    def counts(self, running: int, queued: int) -> None:
-        pass
-
-
-class JobError(Exception):
-    """A job request that cannot be honoured (unknown id, already running, already finished)."""
-
-
-@dataclass(eq=False)
-class Job:
-    record: CrawlJob
-    options: CrawlOptions
-    done: anyio.Event = field(default_factory=anyio.Event)
-    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
-    report: IndexReport | None = None
-    last_saved: float = 0.0
-    cancel_reason: str = CANCEL_REASON
-    held: bool = False  # this process runs it (always so with the local queue)
-    lost: bool = False  # its lease went to another worker: this process writes nothing more for it
-
-    @property
-    def job_id(self) -> str:
-        return self.record.job_id
-
-
-def total_known(progress: IndexProgress) -> int | None:
-    """Pages the crawl will handle as far as is known now; None until something has been discovered.
-
-    Never below pages_done (skipped and failed pages count as done but not against max_pages), so a progress
-    notification never reports more done than its total."""
-    if not (progress.discovered or progress.pages_done):
-        return None
-    return max(progress.pages_done, min(progress.discovered, progress.max_pages))
-
-
-def leaf_error(exc: BaseException) -> BaseException:
-    """The first real error inside task-group wrappers."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for the job record."""
-    exc = leaf_error(exc)
-    text = str(exc).strip()
-    if isinstance(exc, USER_FACING_ERRORS) and text:
-        return text  # these messages are written for the user
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+__all__ = [
+    "Job",
+    "JobError",
+    "JobEvents",
+    "JobManager",
+    "JobMode",
+    "NoJobEvents",
+    "ProgressReporter",
+    "this_worker",
+    "worker_alive",
+]
 
 
 class JobManager:
@@ -348,7 +287,7 @@ class JobManager:
             try:
                 job = self._adopt(claimed)
             except Exception as exc:  # options this version cannot rebuild: the job fails, the loop goes on
-                await self._fail_unrunnable(claimed.job, exc)
+                await fail_unrunnable(self.queue, self.worker, claimed.job, exc)
                 continue
             await self._run(job)
 
@@ -364,43 +303,10 @@ class JobManager:
         self._hold(job)
         return job
 
-    async def _fail_unrunnable(self, record: CrawlJob, exc: Exception) -> None:
-        log.warning("crawl job %s cannot run: %s", record.job_id, describe_error(exc))
-        record.status, record.error, record.finished_at = JobStatus.FAILED, describe_error(exc), utcnow()
-        try:
-            await self.queue.save(record, self.worker)
-        except StoreError as error:
-            log.warning("could not record crawl job %s: %s", record.job_id, error)
-
     def _hold(self, job: Job) -> None:
         job.held = True
         if self.queue.shared and self._task_group is not None:
-            self._task_group.start_soon(self._keep_lease, job)
-
-    async def _keep_lease(self, job: Job) -> None:
-        """Renew the job's lease while it runs; stop it when someone asks to cancel it or the lease is lost."""
-        while not job.done.is_set():
-            with anyio.move_on_after(self.queue.renew_seconds):
-                await job.done.wait()
-            if job.done.is_set():
-                return
-            try:
-                renewal = await self.queue.renew(job.job_id, self.worker)
-            except StoreError as exc:  # the lease may outlast a short outage; the next renewal tries again
-                log.warning("could not renew the lease of crawl job %s: %s", job.job_id, exc)
-                continue
-            if not renewal.held:
-                self._lose(job)
-            elif renewal.cancel_reason is not None:
-                job.cancel_reason = renewal.cancel_reason
-                job.scope.cancel()
-
-    def _lose(self, job: Job) -> None:
-        if not job.lost:
-            log.warning("crawl job %s: another worker took it over (this one missed its lease); stopping", job.job_id)
-            job.lost = True
-            job.cancel_reason = "stopped: another worker took the job over"
-            job.scope.cancel()
+            self._task_group.start_soon(keep_lease, self.queue, self.worker, job)
 
     # --- running ----------------------------------------------------------------------------------------------
 
@@ -494,7 +400,7 @@ class JobManager:
             return
         try:
             if not await self.queue.save(job.record, self.worker):
-                self._lose(job)
+                lose(job)
         except Exception:  # a lost progress update must not end the crawl; the next save catches up
             log.exception("could not record crawl job %s", job.job_id)
 

@@ -126,7 +126,10 @@ def build_http_app(runtime: ServerRuntime, mcp: MCPServer[Any], host: str) -> AS
     """The ASGI app for `crawlrag serve --transport http`. Its lifespan enters the runtime once for the process,
     then the SDK's session manager; every MCP session shares that runtime."""
     sdk_app = mcp.streamable_http_app(
-        streamable_http_path=MCP_PATH, transport_security=transport_security(host), host=host
+        streamable_http_path=MCP_PATH,
+        transport_security=transport_security(host),
+        host=host,
+        stateless_http=runtime.settings.http_stateless,
     )
     session_manager = mcp.session_manager
 
