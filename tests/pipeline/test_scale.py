@@ -46,6 +46,7 @@ from crawlrag.embeddings import LocalEmbedder
 from crawlrag.models import JobStatus
 from crawlrag.pipeline.jobs import JobManager
 from crawlrag.pipeline.options import CrawlOptions
+from crawlrag.pipeline.queue import open_job_queue
 from crawlrag.server.app import build_mcp_server
 from crawlrag.server.http import build_http_app
 from crawlrag.server.runtime import ServerRuntime
@@ -299,3 +300,30 @@ async def test_stateless_http_servers_answer_any_request_of_a_client(
     assert crawled["result"]["structuredContent"]["status"] == "completed"
     assert status["result"]["structuredContent"]["status"] == "completed"
     assert status["result"]["structuredContent"]["progress"]["pages_done"] >= 3
+
+
+@pytest.mark.postgres
+async def test_a_crawl_run_by_the_cli_on_postgres_is_left_to_it_by_the_workers(
+    postgres_url: str, make_settings: SettingsFactory, embedder: LocalEmbedder
+) -> None:
+    """`crawlrag crawl` runs its job itself, under a lease: a worker waiting for jobs does not take it."""
+    settings = pg_settings(make_settings, postgres_url)
+    with serve(many_pages_site(8, delay=0.3)) as site:
+        async with server(settings, embedder) as (worker_runtime, _):
+            context = AppContext.create(settings, embedder=embedder)
+            queue = open_job_queue(settings, context.store)
+            try:
+                async with (
+                    Crawler(settings) as crawler,
+                    JobManager(settings, context.store, embedder, crawler, max_running=1, queue=queue) as jobs,
+                ):
+                    job = await jobs.submit(CrawlOptions.build(settings, url=site.url("/"), max_depth=1))
+                    with anyio.fail_after(60):
+                        await job.done.wait()
+            finally:
+                context.close()
+            taken = worker_runtime.jobs.live(job.job_id)
+
+    assert job.record.status is JobStatus.COMPLETED and taken is None
+    ((attempts, worker),) = sql(postgres_url, "SELECT attempts, worker FROM crawl_jobs WHERE job_id = %s", job.job_id)
+    assert attempts == 1 and worker == jobs.worker
