@@ -40,6 +40,13 @@ _CLAIM = f"""
     RETURNING {COLUMNS}, attempts
 """
 
+# Asked to stop, but its holder died first: nobody will record the stop, so it ends here.
+_END_ORPHANED_CANCELS = """
+    UPDATE crawl_jobs SET status = 'cancelled', error = cancel_requested, finished_at = now(), updated_at = now(),
+        lease_expires_at = NULL
+    WHERE status IN ('queued', 'running') AND cancel_requested IS NOT NULL AND lease_expires_at < now()
+"""
+
 _SAVE_HELD = f"""
     UPDATE crawl_jobs SET status = %(status)s, pages_done = %(pages_done)s, pages_failed = %(pages_failed)s,
         pages_skipped = %(pages_skipped)s, pages_total = %(pages_total)s, chunks_stored = %(chunks_stored)s,
@@ -78,7 +85,9 @@ def enqueue(conn: psycopg.Connection[Any], job: CrawlJob, lease_seconds: float |
 
 def claim(conn: psycopg.Connection[Any], worker: str, lease_seconds: float) -> Claimed | None:
     """Take the oldest claimable job for `worker`, or None when there is none."""
-    row = conn.execute(_CLAIM, {"worker": clean_opt(worker), "lease": lease_seconds}).fetchone()
+    with conn.transaction():
+        conn.execute(_END_ORPHANED_CANCELS)
+        row = conn.execute(_CLAIM, {"worker": clean_opt(worker), "lease": lease_seconds}).fetchone()
     return Claimed(job_from_row(row[:-1]), int(row[-1])) if row else None
 
 
