@@ -327,3 +327,30 @@ async def test_a_crawl_run_by_the_cli_on_postgres_is_left_to_it_by_the_workers(
     assert job.record.status is JobStatus.COMPLETED and taken is None
     ((attempts, worker),) = sql(postgres_url, "SELECT attempts, worker FROM crawl_jobs WHERE job_id = %s", job.job_id)
     assert attempts == 1 and worker == jobs.worker
+
+
+@pytest.mark.postgres
+async def test_a_server_that_stops_hands_its_running_job_to_the_next_worker(
+    postgres_url: str, make_settings: SettingsFactory, embedder: LocalEmbedder
+) -> None:
+    settings = pg_settings(make_settings, postgres_url)
+    with serve(many_pages_site(10, delay=0.3)) as site:
+        async with server(settings, embedder) as (runtime, first), Client(first) as client:
+            started = await call(client, "smart_crawl_url", url=site.url("/"), max_depth=1, max_concurrent=1)
+            job_id = started["job_id"]
+
+            def some_pages_done() -> bool:
+                job = runtime.jobs.live(job_id)
+                return job is not None and job.held and job.record.pages_done >= 2
+
+            await wait_for(some_pages_done, timeout=30)
+        ((status, worker),) = sql(postgres_url, "SELECT status, worker FROM crawl_jobs WHERE job_id = %s", job_id)
+        async with server(settings, embedder) as (_, second), Client(second) as client:
+            with anyio.fail_after(60):
+                while (final := await call(client, "get_crawl_status", job_id=job_id))["status"] in UNFINISHED:
+                    await anyio.sleep(0.3)
+
+    assert (status, worker) == ("queued", None)  # handed back at once, not left to a lease
+    assert final["status"] == "completed" and final["progress"]["pages_done"] >= 10, final
+    ((attempts,),) = sql(postgres_url, "SELECT attempts FROM crawl_jobs WHERE job_id = %s", job_id)
+    assert attempts == 2

@@ -12,12 +12,11 @@ from typing import Any
 
 import psycopg
 
-from crawlrag.models import CrawlJob, JobStatus, utcnow
+from crawlrag.models import CrawlJob, utcnow
 from crawlrag.store.job_lease import Claimed, Renewal
 from crawlrag.store.postgres_jobs import COLUMNS, UPSERT, job_from_row, job_row
 from crawlrag.store.postgres_write import clean_opt
 
-_UNFINISHED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 _LEASE = "now() + make_interval(secs => %(lease)s)"
 
 # A job is (re)started only once it has ended: a queued or running job keeps its row as it is.
@@ -136,12 +135,3 @@ def request_cancel(conn: psycopg.Connection[Any], job_id: str, reason: str) -> C
     """Ask for `job_id` to stop; the job as it is now (ended already when nobody held it), None if not unfinished."""
     row = conn.execute(_CANCEL, {"reason": reason, "job_id": job_id}).fetchone()
     return job_from_row(row) if row else None
-
-
-def unfinished_count(conn: psycopg.Connection[Any]) -> dict[str, int]:
-    """Jobs waiting in the queue and running anywhere (for /health of any server or worker)."""
-    rows = conn.execute(
-        "SELECT status, count(*) FROM crawl_jobs WHERE status IN (%s, %s) GROUP BY status", _UNFINISHED
-    ).fetchall()
-    counts = {status: int(count) for status, count in rows}
-    return {"queued": counts.get("queued", 0), "running": counts.get("running", 0)}
