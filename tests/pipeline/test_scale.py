@@ -39,7 +39,7 @@ from scale_helpers import (
 from typer.testing import CliRunner
 
 from crawlrag.cli import app
-from crawlrag.config import Settings
+from crawlrag.config import ConfigError, Settings, load_settings
 from crawlrag.context import AppContext
 from crawlrag.crawl import Crawler
 from crawlrag.embeddings import LocalEmbedder
@@ -354,3 +354,13 @@ async def test_a_server_that_stops_hands_its_running_job_to_the_next_worker(
     assert final["status"] == "completed" and final["progress"]["pages_done"] >= 10, final
     ((attempts,),) = sql(postgres_url, "SELECT attempts FROM crawl_jobs WHERE job_id = %s", job_id)
     assert attempts == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("worker_concurrency", 0), ("worker_concurrency", 33), ("job_lease_seconds", 1)]
+)
+def test_scale_settings_are_validated_and_documented(name: str, value: int) -> None:
+    with pytest.raises(ConfigError, match=name.upper()):
+        load_settings(_env_file=None, **{name: value})
+    example = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
+    assert f"\n{name.upper()}=" in example and "\nHTTP_STATELESS=" in example
