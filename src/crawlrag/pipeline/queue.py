@@ -172,9 +172,12 @@ class PostgresJobQueue:
 
 
 def open_job_queue(settings: Settings, store: Store) -> JobQueue:
-    """The shared queue on PostgreSQL, the in-process one otherwise."""
+    """The shared queue on a PostgreSQL store, the in-process one otherwise (SQLite, a store wrapped by a test)."""
     if settings.sqlite_path is None:
-        return PostgresJobQueue(store, settings.job_lease_seconds)
+        from crawlrag.store.postgres import PostgresStore  # only then: SQLite users need not have psycopg
+
+        if isinstance(store, PostgresStore):
+            return PostgresJobQueue(store, settings.job_lease_seconds)
     return LocalJobQueue(store)
 
 
