@@ -95,7 +95,7 @@ class Reindexer:
         for position, chunk in enumerate(chunks):
             by_page.setdefault(chunk.url, []).append(position)
         for url, positions in by_page.items():
-            markdown = self.store.page_markdown(url)
+            markdown = self.store.page_markdown(url, texts.source_id)
             if markdown is None:
                 continue
             contexts = self.enricher.chunk_contexts(markdown, [chunks[i].content for i in positions])
