@@ -279,7 +279,7 @@ class PostgresStore:
         self._dimension = dimension
 
     # --- pages --------------------------------------------------------------------------------------------------
-    def get_page(self, url: str, source_id: str | None) -> StoredPage | None:
+    def get_page(self, url: str, source_id: str | None = None) -> StoredPage | None:
         where, params = _page_where(url, source_id)
         with self._connection() as conn:
             row = conn.execute(
@@ -291,7 +291,7 @@ class PostgresStore:
             return None
         return StoredPage(*row[:7], crawled_at=row[7].astimezone(UTC), kind=row[8], fingerprint=row[9])
 
-    def page_markdown(self, url: str, source_id: str | None) -> str | None:
+    def page_markdown(self, url: str, source_id: str | None = None) -> str | None:
         where, params = _page_where(url, source_id)
         with self._connection() as conn:
             row = conn.execute(f"SELECT markdown FROM pages WHERE {where}", params).fetchone()

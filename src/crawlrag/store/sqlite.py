@@ -266,7 +266,7 @@ class SQLiteStore:
             self._sync_indexes()
 
     # --- pages --------------------------------------------------------------------------------------------------
-    def get_page(self, url: str, source_id: str | None) -> StoredPage | None:
+    def get_page(self, url: str, source_id: str | None = None) -> StoredPage | None:
         where, params = _page_where(url, source_id)
         with self._read() as conn:
             row = conn.execute(
@@ -278,7 +278,7 @@ class SQLiteStore:
             return None
         return StoredPage(*row[:7], crawled_at=datetime.fromisoformat(row[7]), kind=row[8], fingerprint=row[9])
 
-    def page_markdown(self, url: str, source_id: str | None) -> str | None:
+    def page_markdown(self, url: str, source_id: str | None = None) -> str | None:
         where, params = _page_where(url, source_id)
         with self._read() as conn:
             row = conn.execute(f"SELECT markdown FROM pages WHERE {where}", params).fetchone()
