@@ -22,7 +22,7 @@ START, END = "<!-- tool-reference:start -->", "<!-- tool-reference:end -->"
 # One call per tool, shown as the `arguments` of a tools/call request (checked against the schema by the test).
 EXAMPLES: dict[str, dict[str, Any]] = {
     "get_available_sources": {},
-    "perform_rag_query": {"query": "how do I paginate results", "source": "docs.example.com", "max_tokens": 2000},
+    "perform_rag_query": {"query": "how do I paginate results", "source": "docs.example.com", "version": "2.1"},
     "search_code_examples": {"query": "retry with exponential backoff", "match_count": 3},
     "fetch_page": {"url": "https://docs.example.com/guide/install.html", "section": "Installing from source"},
     "crawl_single_page": {"url": "https://docs.example.com/changelog.html"},
@@ -31,6 +31,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "list_crawl_jobs": {"limit": 5},
     "cancel_crawl": {"job_id": "3f2a9c0d1e4b4f6a8b7c6d5e4f3a2b1c"},
     "resume_crawl": {"job_id": "3f2a9c0d1e4b4f6a8b7c6d5e4f3a2b1c"},
+    "delete_source": {"source": "docs.example.com", "version": "1.0", "confirm": True},
 }
 
 

@@ -24,6 +24,7 @@ from rich.table import Table
 from crawlrag.config import ConfigError, Settings, load_settings, package_version
 from crawlrag.context import AppContext
 from crawlrag.crawl import Crawler, CrawlInputError
+from crawlrag.delete_command import NotConfirmed, run_delete
 from crawlrag.embeddings import EmbeddingError
 from crawlrag.llm import build_enricher
 from crawlrag.local import LocalAccessError, is_local_target, resolve_target
@@ -35,6 +36,7 @@ from crawlrag.pipeline.reindex import Reindexer, sources_to_reindex
 from crawlrag.pipeline.report import IndexProgress, IndexReport
 from crawlrag.search import SearchInputError, SearchMode
 from crawlrag.server.commands import health, serve, worker
+from crawlrag.source_listing import sites_view
 from crawlrag.store import StoreError, migrate_store
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Crawl documentation sites and search them.")
@@ -184,6 +186,12 @@ def crawl(
         str | None, typer.Option(help="Local targets: the source id (default: the folder, archive or repo name)")
     ] = None,
     ref: Annotated[str | None, typer.Option(help="Git repositories: the branch, tag or commit to index")] = None,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version", help="The site's version to file pages under (default: read from the URL's path, or latest)"
+        ),
+    ] = None,
 ) -> None:
     """Crawl a site, or read local documentation, and index it (recorded as a job: see `crawlrag jobs`)."""
     settings = _settings()
@@ -212,6 +220,7 @@ def crawl(
                 kind="cli",
                 source_id=source_id,
                 ref=ref,
+                version=version,
                 any_local=True,
             )
             job = anyio.run(_crawl, context, options, json_output)
@@ -301,6 +310,9 @@ def jobs(
 def search(
     query: Annotated[str, typer.Argument(help="What to look for")],
     source: Annotated[str | None, typer.Option(help="Only this source (see `crawlrag sources`)")] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Only this indexed version of --source (default: its newest)")
+    ] = None,
     limit: Annotated[int, typer.Option(help="Number of results")] = 5,
     mode: Annotated[str | None, typer.Option(help="hybrid, vector or keyword")] = None,
     rerank: Annotated[bool, typer.Option("--rerank", help="Rerank with the cross-encoder")] = False,
@@ -319,7 +331,13 @@ def search(
         try:
             response = anyio.run(
                 functools.partial(
-                    run, query, source_id=source, match_count=limit, mode=cast(SearchMode | None, mode), rerank=rerank
+                    run,
+                    query,
+                    source_id=source,
+                    version=version,
+                    match_count=limit,
+                    mode=cast(SearchMode | None, mode),
+                    rerank=rerank,
                 )
             )
         except (SearchInputError, StoreError) as exc:
@@ -336,7 +354,10 @@ def search(
     out = Console(highlight=False)
     for rank, hit in enumerate(response.results, start=1):
         where = hit.section_url if isinstance(hit, SearchHit) else hit.url
-        out.print(f"[bold]{rank}. {escape(where)}[/bold]  [dim]{escape(hit.headings)}  score={hit.score:.4f}[/dim]")
+        out.print(
+            f"[bold]{rank}. {escape(where)}[/bold]  [dim]{escape(hit.headings)}  {escape(hit.version)}  "
+            f"score={hit.score:.4f}[/dim]"
+        )
         body = hit.content if isinstance(hit, SearchHit) else hit.code
         out.print(body.strip()[:600] + "\n", markup=False)
     if rerank and not response.reranking_applied:
@@ -350,13 +371,50 @@ def sources(json_output: Annotated[bool, typer.Option("--json", help="Print JSON
     with _context(settings) as context:
         found = context.store.list_sources()
     if json_output:
-        _print_json({"sources": [source.to_dict() for source in found]})
+        _print_json({"sources": sites_view(found)})
         return
-    table = Table("source", "pages", "chunks", "words", "last crawled", "summary")
-    for s in found:
-        crawled = s.last_crawled.strftime("%Y-%m-%d %H:%M") if s.last_crawled else "-"
-        table.add_row(s.source_id, str(s.pages), str(s.chunks), str(s.words), crawled, s.summary[:80])
+    table = Table("source", "version", "pages", "chunks", "words", "last crawled", "summary")
+    for site in sites_view(found):
+        for v in site["versions"]:
+            crawled = v["last_crawled"][:16].replace("T", " ") if v["last_crawled"] else "-"
+            row = [site["source_id"], v["version"], str(v["pages"]), str(v["chunks"]), str(v["words"]), crawled]
+            table.add_row(*row, v["summary"][:80])
     Console().print(table)
+
+
+@app.command("delete")
+def delete_source(
+    source: Annotated[str, typer.Argument(help="The source (site) to delete, as `crawlrag sources` lists it")],
+    version: Annotated[str | None, typer.Option("--version", help="Only this version (default: all)")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print what was deleted as JSON on stdout")] = False,
+) -> None:
+    """Delete a source, or one version of it: its pages, chunks, code examples and vectors."""
+    settings = _settings()
+    with _context(settings) as context:
+        try:
+            report = run_delete(
+                context.store,
+                source,
+                version,
+                yes=yes,
+                interactive=sys.stdin.isatty(),
+                confirm=lambda question: typer.confirm(question, default=False, err=True),
+            )
+        except NotConfirmed as exc:
+            err.print(f"[yellow]{escape(str(exc))}[/yellow]")
+            raise typer.Exit(1) from None
+        except (SearchInputError, StoreError) as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
+            raise typer.Exit(1) from None
+    if json_output:
+        _print_json(report.to_dict())
+        return
+    for counts in report.deleted:
+        err.print(
+            f"deleted {escape(counts.site)} {escape(counts.version)}: {counts.pages} pages, {counts.chunks} chunks, "
+            f"{counts.code_examples} code examples"
+        )
 
 
 @app.command()

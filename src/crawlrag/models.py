@@ -121,6 +121,10 @@ class SearchHit:
     rerank_score: float | None = None
     anchor: str = ""
     kind: PageKind = "content"
+    # Set by the search service once a search is done: the store hit's `source_id` is the internal key, which
+    # the service turns into the site; `version` is the site's version, `indexed_at` when the page was crawled.
+    version: str = "latest"
+    indexed_at: datetime | None = None
 
     @property
     def section_url(self) -> str:
@@ -128,7 +132,14 @@ class SearchHit:
         return section_url(self.url, self.anchor)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"section_url": self.section_url}
+        return _with_iso_dates(asdict(self) | {"section_url": self.section_url}, "indexed_at")
+
+
+def _with_iso_dates(data: dict[str, Any], *keys: str) -> dict[str, Any]:
+    for key in keys:
+        if data.get(key) is not None:
+            data[key] = data[key].isoformat()
+    return data
 
 
 def section_url(url: str, anchor: str) -> str:
@@ -151,6 +162,31 @@ class CodeHit:
     similarity: float | None = None
     keyword_score: float | None = None
     rerank_score: float | None = None
+    version: str = "latest"  # as SearchHit's
+    indexed_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _with_iso_dates(asdict(self), "indexed_at")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceVersion:
+    """A source key and the (site, version) it stands for (`crawlrag.versions.source_key`)."""
+
+    source_id: str
+    site: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedCounts:
+    """What deleting one source key removed."""
+
+    site: str
+    version: str
+    pages: int
+    chunks: int
+    code_examples: int
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -168,13 +204,12 @@ class SourceInfo:
     embedding_dim: int | None
     created_at: datetime | None
     last_crawled: datetime | None
+    # The (site, version) that `source_id` (the internal key) stands for.
+    site: str = ""
+    version: str = "latest"
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key in ("created_at", "last_crawled"):
-            if data[key] is not None:
-                data[key] = data[key].isoformat()
-        return data
+        return _with_iso_dates(asdict(self), "created_at", "last_crawled")
 
 
 # Recorded on a job that a server stop (graceful or not) left unfinished.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal, TypeVar
@@ -17,6 +17,7 @@ from crawlrag.embeddings import Embedder
 from crawlrag.fusion import apply_kind_prior, fusion_weights, grouped_rank_fusion, limit_per_group
 from crawlrag.models import PAGE_KINDS, CodeHit, PageKind, SearchHit
 from crawlrag.rerank import Reranker, RerankUnavailable
+from crawlrag.search_scope import SearchInputError, SearchScope, resolve_scope
 from crawlrag.store import EmbeddingMismatchError, Store
 from crawlrag.store.query_terms import query_style
 
@@ -54,10 +55,6 @@ async def gather(works: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
     return [results[position] for position in range(len(works))]
 
 
-class SearchInputError(ValueError):
-    """The query or its options are not acceptable; the message says which and why."""
-
-
 @dataclass(slots=True)
 class SearchResponse:
     results: list[Any]
@@ -65,10 +62,12 @@ class SearchResponse:
     reranking_applied: bool
     reranking_reason: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)  # site -> the version searched
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "results": [hit.to_dict() for hit in self.results],
+            "versions": self.versions,
             "search_mode": self.search_mode,
             "reranking_applied": self.reranking_applied,
             "reranking_reason": self.reranking_reason,
@@ -95,16 +94,20 @@ class SearchService:
         self.reranker = reranker
         self._all_checked_at: float | None = None
 
-    def check_embedding_model(self, source_id: str | None) -> None:
-        """Raise EmbeddingMismatchError when the sources searched were embedded with another model.
+    def check_embedding_model(self, sources: Collection[str] | None) -> None:
+        """Raise EmbeddingMismatchError when the sources searched (keys; None: all) were embedded with another model.
 
         Vectors of another model (even of the same width) are not comparable with the query's, so searching them
         would return confident nonsense.
         """
         wanted = (self.embedder.model_name, self.embedder.dimension)
-        if source_id is not None:
-            recorded = self.store.source_embedding(source_id)
-            mismatched = {source_id: recorded} if recorded is not None and recorded != wanted else {}
+        if sources is not None:
+            recorded_models = {key: self.store.source_embedding(key) for key in sources}
+            mismatched = {
+                key: recorded
+                for key, recorded in recorded_models.items()
+                if recorded is not None and recorded != wanted
+            }
         else:
             now = time.monotonic()
             if self._all_checked_at is not None and now - self._all_checked_at < MODEL_CHECK_SECONDS:
@@ -120,7 +123,7 @@ class SearchService:
             names = ", ".join(
                 f"{sid} ({model}, {dim} dimensions)" for sid, (model, dim) in list(mismatched.items())[:5]
             )
-            only = f" --source {source_id}" if source_id is not None else ""
+            only = f" --source {next(iter(mismatched))}" if sources is not None and len(mismatched) == 1 else ""
             raise EmbeddingMismatchError(
                 f"the configured embedding model is {wanted[0]} ({wanted[1]} dimensions) but {names} "
                 f"{'was' if len(mismatched) == 1 else 'were'} indexed with another: set EMBEDDING_MODEL back or run "
@@ -149,6 +152,7 @@ class SearchService:
         query: str,
         *,
         source_id: str | None = None,
+        version: str | None = None,
         match_count: int = 5,
         mode: SearchMode | None = None,
         rerank: bool | None = None,
@@ -156,12 +160,15 @@ class SearchService:
     ) -> SearchResponse:
         """Search page chunks; at most MAX_CHUNKS_PER_PAGE results come from any one page.
 
-        `kinds` keeps only chunks of pages of those kinds ("content", "changelog"); None searches all.
+        `source_id` is a site (None: every site) and `version` one of its indexed versions (None: each site's
+        newest; see crawlrag.search_scope). `kinds` keeps only chunks of pages of those kinds ("content",
+        "changelog"); None searches all.
         """
         wanted_kinds = _check_kinds(kinds)
-        return await self._run(
+        scope = await self.scope(source_id, version)
+        response = await self._run(
             query,
-            source_id,
+            scope.keys,
             match_count,
             mode,
             rerank,
@@ -171,20 +178,23 @@ class SearchService:
             group=lambda hit: hit.url,
             text=lambda hit: hit.content,
         )
+        return await self._labelled(response, scope)
 
     async def search_code(
         self,
         query: str,
         *,
         source_id: str | None = None,
+        version: str | None = None,
         match_count: int = 5,
         mode: SearchMode | None = None,
         rerank: bool | None = None,
     ) -> SearchResponse:
-        """Search extracted code examples with the same hybrid and rerank path."""
-        return await self._run(
+        """Search extracted code examples with the same hybrid, rerank and version path."""
+        scope = await self.scope(source_id, version)
+        response = await self._run(
             query,
-            source_id,
+            scope.keys,
             match_count,
             mode,
             rerank,
@@ -194,17 +204,33 @@ class SearchService:
             group=lambda hit: hit.example_id,
             text=lambda hit: f"{hit.summary}\n\n{hit.code}",
         )
+        return await self._labelled(response, scope)
+
+    async def scope(self, source: str | None, version: str | None) -> SearchScope:
+        """The source keys a search of `source` (a site) in `version` reads; ScopeError names what is indexed."""
+        entries = await anyio.to_thread.run_sync(self.store.source_versions)
+        return resolve_scope(entries, source, version)
+
+    async def _labelled(self, response: SearchResponse, scope: SearchScope) -> SearchResponse:
+        """Results with their site, version and the time their page was crawled; the versions searched."""
+        pages = [(hit.source_id, hit.url) for hit in response.results]
+        dates = await anyio.to_thread.run_sync(self.store.page_dates, pages) if pages else {}
+        for hit in response.results:
+            hit.indexed_at = dates.get((hit.source_id, hit.url))
+            scope.label(hit)
+        response.versions = scope.versions
+        return response
 
     async def _run(
         self,
         query: str,
-        source_id: str | None,
+        sources: tuple[str, ...] | None,
         match_count: int,
         mode: SearchMode | None,
         rerank: bool | None,
         *,
-        vector: Callable[[np.ndarray, int, str | None], list[Hit]],
-        keyword: Callable[[str, int, str | None], list[Hit]],
+        vector: Callable[[np.ndarray, int, tuple[str, ...] | None], list[Hit]],
+        keyword: Callable[[str, int, tuple[str, ...] | None], list[Hit]],
         key: Callable[[Hit], Any],
         group: Callable[[Hit], Any],
         text: Callable[[Hit], str],
@@ -223,12 +249,12 @@ class SearchService:
             return result
 
         async def vector_side() -> list[Hit]:
-            await anyio.to_thread.run_sync(self.check_embedding_model, source_id)
+            await anyio.to_thread.run_sync(self.check_embedding_model, sources)
             vec = await anyio.to_thread.run_sync(self.embedder.embed_query, query)
-            return await anyio.to_thread.run_sync(vector, vec, pool, source_id)
+            return await anyio.to_thread.run_sync(vector, vec, pool, sources)
 
         async def keyword_side() -> list[Hit]:
-            return await anyio.to_thread.run_sync(keyword, query, pool, source_id)
+            return await anyio.to_thread.run_sync(keyword, query, pool, sources)
 
         sides = [("vector", vector_side)] if mode in ("vector", "hybrid") else []
         sides += [("keyword", keyword_side)] if mode in ("keyword", "hybrid") else []

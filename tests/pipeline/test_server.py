@@ -125,7 +125,7 @@ def test_sqlite_reads_do_not_wait_for_a_writer_waiting_for_the_lock(make_setting
     assert settings.sqlite_path is not None
     other = sqlite3.connect(settings.sqlite_path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-    writer = threading.Thread(target=lambda: store.touch_page("https://example.com/"), daemon=True)
+    writer = threading.Thread(target=lambda: store.touch_page("https://example.com/", "example.com"), daemon=True)
     try:
         writer.start()
         time.sleep(0.3)  # the writer now waits in BEGIN IMMEDIATE

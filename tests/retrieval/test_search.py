@@ -138,8 +138,11 @@ async def test_hybrid_carries_both_scores(service: SearchService) -> None:
 
 
 async def test_source_filter(service: SearchService) -> None:
-    assert (await service.search("csv", source_id="elsewhere.test")).results == []
-    assert (await service.search("csv", source_id="docs.test")).results
+    with pytest.raises(SearchInputError, match=r"unknown source 'elsewhere\.test'; available sources: docs\.test"):
+        await service.search("csv", source_id="elsewhere.test")
+    response = await service.search("csv", source_id="docs.test")
+    assert response.results and response.versions == {"docs.test": "latest"}
+    assert all(hit.version == "latest" and hit.indexed_at is not None for hit in response.results)
 
 
 @pytest.mark.parametrize(

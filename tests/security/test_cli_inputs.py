@@ -106,9 +106,9 @@ def test_search_treats_query_syntax_as_words(query: str, invoke: Invoke) -> None
 
 
 @pytest.mark.parametrize("source", ["' OR 1=1 --", "../../etc/passwd", "%"])
-def test_search_with_unknown_source_finds_nothing(source: str, invoke: Invoke) -> None:
+def test_search_with_unknown_source_is_refused(source: str, invoke: Invoke) -> None:
     result = invoke("search", "install", "--source", source, "--mode", "keyword")
-    assert result.exit_code == 0 and "no results" in result.output
+    assert result.exit_code == 2 and "unknown source" in result.output
 
 
 def test_printed_results_carry_no_terminal_escapes(invoke: Invoke) -> None:

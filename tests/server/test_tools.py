@@ -23,9 +23,9 @@ async def test_tools_are_listed_with_upstream_arguments_and_annotations(start_se
     async with start_server() as (_, mcp), Client(mcp) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
 
-    assert set(tools) == CRAWL_TOOLS | READ_ONLY_TOOLS | {"cancel_crawl"}
+    assert set(tools) == CRAWL_TOOLS | READ_ONLY_TOOLS | {"cancel_crawl", "delete_source"}
     arguments = {name: set(tool.input_schema["properties"]) for name, tool in tools.items()}
-    assert arguments["crawl_single_page"] == {"url", "force"}
+    assert arguments["crawl_single_page"] == {"url", "force", "version"}
     assert {
         "url",
         "max_depth",
@@ -35,9 +35,12 @@ async def test_tools_are_listed_with_upstream_arguments_and_annotations(start_se
         "include",
         "exclude",
         "force",
+        "version",
     } == arguments["smart_crawl_url"]
-    assert arguments["perform_rag_query"] == {"query", "source", "match_count", "max_tokens"}
-    assert arguments["search_code_examples"] == {"query", "source_id", "match_count", "max_tokens"}
+    assert arguments["perform_rag_query"] == {"query", "source", "version", "match_count", "max_tokens"}
+    assert arguments["search_code_examples"] == {"query", "source_id", "version", "match_count", "max_tokens"}
+    assert arguments["delete_source"] == {"source", "version", "confirm"}
+    assert tools["delete_source"].annotations is not None and tools["delete_source"].annotations.destructive_hint
     assert tools["crawl_single_page"].input_schema["required"] == ["url"]
     for name, tool in tools.items():
         assert tool.description and len(tool.description) > 40 and "\n    " not in tool.description, name
@@ -129,6 +132,7 @@ async def test_smart_crawl_applies_filters_depth_and_chunk_size(
         "exclude": [],
         "chunk_size": 300,
         "force": False,
+        "version": "latest",
     }
     # /guide/, install and usage: depth 1 and inside the include glob (the nav links to / and /api/ are not).
     assert result["result"]["pages_stored"] == 3 and stats["pages"] == 3

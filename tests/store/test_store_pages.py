@@ -31,7 +31,7 @@ def _chunk_texts(store: Store, query: np.ndarray) -> list[str]:
 def test_unknown_page(store: Store) -> None:
     assert store.get_page(URL) is None
     assert store.page_markdown(URL) is None
-    store.touch_page(URL)  # no error for a page never stored
+    store.touch_page(URL, SOURCE)  # no error for a page never stored
 
 
 def test_write_and_read_page(store: Store, source: str, rng: np.random.Generator) -> None:
@@ -52,7 +52,7 @@ def test_touch_page_moves_crawled_at(store: Store, source: str, rng: np.random.G
     store.write_page(page_write(URL, source, ["text"], unit_vectors(rng, 1)))
     first = store.get_page(URL)
     time.sleep(0.01)
-    store.touch_page(URL)
+    store.touch_page(URL, SOURCE)
     second = store.get_page(URL)
     assert first is not None and second is not None
     assert second.crawled_at > first.crawled_at

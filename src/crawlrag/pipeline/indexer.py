@@ -23,7 +23,7 @@ from crawlrag.chunking import chunk_markdown
 from crawlrag.code_examples import extract_code_examples
 from crawlrag.config import Settings
 from crawlrag.crawl import Crawler, CrawlProgress, CrawlRequest, PageFailure, PageSkipped
-from crawlrag.crawl.urls import normalize_url, url_kind
+from crawlrag.crawl.urls import normalize_url, source_id_for, url_kind
 from crawlrag.embeddings import Embedder, EmbeddingError
 from crawlrag.llm import Enricher, build_enricher
 from crawlrag.local import LocalOptions, crawl_local, is_local_target
@@ -35,6 +35,7 @@ from crawlrag.pipeline.report import IndexProgress, IndexReport, embedding_text
 from crawlrag.store import EmbeddingMismatchError, PageWrite, Store
 from crawlrag.summaries import summarize_source
 from crawlrag.tokens import TokenCounter
+from crawlrag.versions import LATEST, source_key
 
 __all__ = ["EMBED_BATCH_CHUNKS", "IndexProgress", "IndexReport", "Indexer", "SystemicError", "embedding_text"]
 
@@ -85,6 +86,10 @@ class Indexer:
         self._fingerprint = ""
         self._token_counter: TokenCounter | None = None
         self._max_tokens: int | None = None
+        self._version = LATEST
+        # Web crawls file every page under one source key, (the start URL's site, the crawl's version); local
+        # sources learn their site while they are read.
+        self._source_key: str | None = None
 
     async def run(
         self, request: CrawlRequest | CrawlOptions, on_progress: Callable[[IndexProgress], None] | None = None
@@ -93,6 +98,8 @@ class Indexer:
         # Folders, files, archives and repositories are read by crawlrag.local (under ALLOWED_PATHS), not fetched.
         local = is_local_target(options.url)
         start = None if local else normalize_url(options.url)  # a bad URL fails here, before any work starts
+        self._version = options.version
+        self._source_key = None if start is None else source_key(source_id_for(start), options.version)
         self._chunk_size = options.chunk_size_for(self.settings)
         self._force = options.force
         self._fingerprint = index_fingerprint(
@@ -183,24 +190,35 @@ class Indexer:
                         progress.skipped += 1
                         report.skipped.append(item)
                 else:
+                    item = self._versioned(item)
                     report.source_ids.add(item.source_id)
                     report.timings["convert"] += item.convert_seconds  # part of "crawl", shown on its own
                     await send.send(item)
                 notify(progress)
                 waited = time.perf_counter()
 
+    def _versioned(self, page: Page) -> Page:
+        """The page filed under the crawl's version of its site."""
+        if self._version == LATEST:
+            return page
+        return replace(page, source_id=source_key(page.source_id, self._version))
+
     def _validators(self, url: str) -> tuple[str | None, str | None] | None:
         """The stored page's (etag, last_modified) for a conditional request, unless it has to be processed again."""
-        stored = self.store.get_page(url)
+        if self._source_key is None:
+            return None
+        stored = self.store.get_page(url, self._source_key)
         if stored is None or self._force or stored.fingerprint != self._fingerprint:
             return None
         return stored.etag, stored.last_modified
 
     async def _unchanged_by_validators(self, url: str, report: IndexReport) -> None:
-        stored = await anyio.to_thread.run_sync(self.store.get_page, url)
+        stored = None
+        if self._source_key is not None:
+            stored = await anyio.to_thread.run_sync(self.store.get_page, url, self._source_key)
         if stored is not None:
             await anyio.to_thread.run_sync(self._ensure_source, stored.source_id)
-            await anyio.to_thread.run_sync(self.store.touch_page, url)
+            await anyio.to_thread.run_sync(self.store.touch_page, url, stored.source_id)
             report.source_ids.add(stored.source_id)
             report.pages_by_source[stored.source_id].append(url)
         report.progress.unchanged += 1
@@ -287,7 +305,7 @@ class Indexer:
         reprocessed = False
         if stored is not None and stored.content_hash == page.content_hash:
             if stored.fingerprint == self._fingerprint and not self._force:
-                await anyio.to_thread.run_sync(self.store.touch_page, page.url)
+                await anyio.to_thread.run_sync(self.store.touch_page, page.url, page.source_id)
                 report.progress.unchanged += 1
                 report.pages_by_source[page.source_id].append(page.url)
                 return None
@@ -305,7 +323,7 @@ class Indexer:
 
     def _stored_page(self, page: Page) -> StoredPage | None:
         self._ensure_source(page.source_id)
-        return self.store.get_page(page.url)
+        return self.store.get_page(page.url, page.source_id)
 
     def _chunk(self, page: Page, report: IndexReport) -> tuple[list[Chunk], list[str], list[CodeExample]]:
         started = time.perf_counter()
@@ -386,7 +404,7 @@ class Indexer:
 
     def _check_known_source(self, start_url: str) -> None:
         """A re-crawl with another embedding model fails before fetching, even when no page has changed."""
-        stored = self.store.get_page(start_url)
+        stored = self.store.get_page(start_url, self._source_key)
         if stored is not None:
             self._ensure_source(stored.source_id)
 
@@ -421,8 +439,8 @@ class Indexer:
             if source.summary and (len(set(urls)) <= 1 or report.progress.stored == 0):
                 continue
             root = urls[0] if start is not None and url_kind(start) != "sitemap" else min(urls, key=_root_rank)
-            markdown = self.store.page_markdown(root)
-            stored = self.store.get_page(root)
+            markdown = self.store.page_markdown(root, source_id)
+            stored = self.store.get_page(root, source_id)
             if markdown is None or stored is None:
                 continue
             summary = summarize_source(source_id, stored.title, markdown)

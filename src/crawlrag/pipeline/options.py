@@ -3,6 +3,11 @@
 Defaults come from the settings (MAX_DEPTH, MAX_PAGES, MAX_CONCURRENT, CHUNK_SIZE); a caller may ask for less
 pages or concurrency than the settings allow, never more. Per-crawl overrides (chunk size, force) live here, so
 nothing downstream copies `Settings` to change one value.
+
+Every crawl files its pages under one version of its site (`crawlrag.versions`): the one asked for, else the one
+the start URL's path names (`/3.11/`, `/v2/`, `/en/stable/`), else `latest`. A version read from the start URL
+also keeps the crawl under that version's path (`/docs/1.0/...`) unless include patterns are given, so a version
+switcher's links do not file another version's pages under this one.
 """
 
 from __future__ import annotations
@@ -10,12 +15,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from crawlrag.config import Settings
 from crawlrag.crawl.results import CrawlRequest
 from crawlrag.crawl.urls import MAX_URL_CHARS, CrawlInputError, normalize_url
 from crawlrag.local import check_local_url, is_local_target, resolve_target
 from crawlrag.pipeline.bounds import CHUNK_SIZE_RANGE, CONCURRENCY_RANGE, DEPTH_RANGE, PAGES_RANGE
+from crawlrag.versions import LATEST, VersionError, check_version, detect_version
 
 MAX_PATTERNS = 50
 MAX_PATTERN_CHARS = 500
@@ -66,6 +73,25 @@ def check_patterns(name: str, patterns: Sequence[str] | str | None) -> tuple[str
     return tuple(cleaned)
 
 
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{char}]" if char in "*?[]" else char for char in text)
+
+
+def crawl_version(target: str, version: Any) -> tuple[str, tuple[str, ...]]:
+    """The version a crawl of `target` files its pages under, and the include globs that keep it there (none
+    when the start URL names no version)."""
+    if version is not None:
+        try:
+            version = check_version(version)
+        except VersionError as exc:
+            raise CrawlInputError(str(exc)) from None
+    detected = None if is_local_target(target) else detect_version(target)
+    if detected is None or (version is not None and version != detected.version):
+        return version or LATEST, ()
+    path = _glob_escape(urlsplit(detected.prefix).path.rstrip("/"))
+    return detected.version, (path, f"{path}/*")
+
+
 @dataclass(frozen=True, slots=True)
 class CrawlOptions:
     """What one crawl job runs; stored as the job's options so the job can be re-run after a restart."""
@@ -82,6 +108,7 @@ class CrawlOptions:
     # Local targets only (crawlrag.local): the source id to file pages under, and the git ref to read.
     source_id: str | None = None
     ref: str | None = None
+    version: str = LATEST  # the site's version the pages are filed under (crawlrag.versions.source_key)
 
     @classmethod
     def build(
@@ -99,6 +126,7 @@ class CrawlOptions:
         kind: str = "smart",
         source_id: str | None = None,
         ref: str | None = None,
+        version: Any = None,
         any_local: bool = False,
     ) -> CrawlOptions:
         """Validate; None means the setting's value, and pages and concurrency are capped by the settings."""
@@ -114,18 +142,22 @@ class CrawlOptions:
         target = check_target(settings, url, any_local=any_local)
         if (source_id or ref) and not is_local_target(target):
             raise CrawlInputError("--source-id and --ref apply to local folders, files and git repositories only")
+        if source_id and "@" in source_id:
+            raise CrawlInputError("a source id may not contain '@' (it separates a source from its version)")
+        chosen_version, version_scope = crawl_version(target, version)
         return cls(
             url=target,
             max_depth=depth,
             max_pages=min(pages, settings.max_pages),
             max_concurrent=min(concurrent, settings.max_concurrent),
-            include=check_patterns("include", include),
+            include=check_patterns("include", include) or version_scope,
             exclude=check_patterns("exclude", exclude),
             chunk_size=None if chunk_size is None else check_int("chunk_size", chunk_size, CHUNK_SIZE_RANGE),
             force=force,
             kind=kind,
             source_id=source_id or None,
             ref=ref or None,
+            version=chosen_version,
         )
 
     @classmethod
@@ -144,6 +176,8 @@ class CrawlOptions:
             kind=str(options.get("kind", "smart")),
             source_id=options.get("source_id"),
             ref=options.get("ref"),
+            # Jobs recorded before versions filed their pages under `latest`, whatever their URL.
+            version=options.get("version", LATEST),
             any_local=True,  # what a job was started with was checked then; ALLOWED_PATHS is checked again
         )
 
@@ -169,6 +203,7 @@ class CrawlOptions:
             "exclude": list(self.exclude),
             "chunk_size": self.chunk_size,
             "force": self.force,
+            "version": self.version,
         } | ({"source_id": self.source_id, "ref": self.ref} if self.source_id or self.ref else {})
 
     def request(self) -> CrawlRequest:

@@ -33,12 +33,16 @@ class ReindexReport:
 
 
 def sources_to_reindex(store: Store, embedder: Embedder, source_id: str | None) -> list[str]:
-    """`source_id` if given (it must exist), else every source not already on the configured model."""
+    """`source_id` if given (a site: every version of it; or one source key), else every source not already on
+    the configured model."""
     known = {source.source_id: source for source in store.list_sources()}
     if source_id is not None:
-        if source_id not in known:
+        chosen = [sid for sid, info in known.items() if info.site == source_id] or (
+            [source_id] if source_id in known else []
+        )
+        if not chosen:
             raise StoreError(f"unknown source {source_id!r}: see `crawlrag sources`")
-        return [source_id]
+        return chosen
     wanted = (embedder.model_name, embedder.dimension)
     return [sid for sid, info in known.items() if (info.embedding_model, info.embedding_dim) != wanted]
 
@@ -95,7 +99,7 @@ class Reindexer:
         for position, chunk in enumerate(chunks):
             by_page.setdefault(chunk.url, []).append(position)
         for url, positions in by_page.items():
-            markdown = self.store.page_markdown(url)
+            markdown = self.store.page_markdown(url, texts.source_id)
             if markdown is None:
                 continue
             contexts = self.enricher.chunk_contexts(markdown, [chunks[i].content for i in positions])

@@ -35,6 +35,9 @@ MaxPages = Annotated[int | None, Field(description="Stop after this many pages (
 Include = Annotated[list[str] | None, Field(description='Only crawl URLs matching a glob, e.g. ["*/docs/*"]')]
 Exclude = Annotated[list[str] | None, Field(description='Skip URLs matching any of these globs, e.g. ["*/blog/*"]')]
 JobId = Annotated[str, Field(description="The job_id a crawl tool returned (see list_crawl_jobs)")]
+Version = Annotated[
+    str | None, Field(description="The site's version to file pages under (default: read from the URL, else latest)")
+]
 
 MAX_LISTED_PROBLEMS = 20
 RUNNING_MESSAGE = (
@@ -119,13 +122,15 @@ def register_crawl_tools(tools: ToolSet, runtime: ServerRuntime) -> None:
         return crawl_answer(job)
 
     @add_tool(tools, runtime, title="Crawl one page", annotations=CRAWLS)
-    async def crawl_single_page(ctx: Context, url: Url, force: Force = False) -> ToolResult:
+    async def crawl_single_page(ctx: Context, url: Url, force: Force = False, version: Version = None) -> ToolResult:
         """Crawl one web page (http or https), split it into chunks and store them for perform_rag_query.
 
         Waits up to CRAWL_WAIT_SECONDS; if the page is not stored by then, returns a job_id and status
         "running" to follow with get_crawl_status.
         """
-        options = CrawlOptions.build(runtime.settings, url=url, max_depth=0, max_pages=1, kind="single", force=force)
+        options = CrawlOptions.build(
+            runtime.settings, url=url, max_depth=0, max_pages=1, kind="single", force=force, version=version
+        )
         return await wait_and_answer(ctx, await runtime.jobs.submit(options))
 
     @add_tool(tools, runtime, title="Crawl a site", annotations=CRAWLS)
@@ -139,12 +144,16 @@ def register_crawl_tools(tools: ToolSet, runtime: ServerRuntime) -> None:
         include: Include = None,
         exclude: Exclude = None,
         force: Force = False,
+        version: Version = None,
     ) -> ToolResult:
         """Crawl a documentation site and store its pages for perform_rag_query.
 
         The URL may be a page (links on the same site are followed to max_depth), a sitemap.xml (its pages are
         crawled) or an llms.txt / text file. Pages already stored and unchanged are recognised and skipped, unless
         the index settings (chunk size, code examples, contextual embeddings, model) changed or force is true.
+
+        Pages are filed under `version` of the site, else the version the URL's path names (/3.11/, /v2/,
+        /en/stable/: the crawl then stays under that path unless include is given), else latest.
 
         Waits up to CRAWL_WAIT_SECONDS (sending progress notifications when the client asks for them); a crawl
         still running then continues in the background and the result has its job_id and status "running".
@@ -159,6 +168,7 @@ def register_crawl_tools(tools: ToolSet, runtime: ServerRuntime) -> None:
             exclude=exclude,
             chunk_size=chunk_size,
             force=force,
+            version=version,
         )
         return await wait_and_answer(ctx, await runtime.jobs.submit(options))
 

@@ -47,9 +47,22 @@ def tool_output(success: Schema) -> Schema:
     return {"type": "object", "oneOf": [success, FAILURE]}
 
 
+SOURCE_VERSION = closed(
+    {
+        "version": TEXT,
+        "pages": INT,
+        "chunks": INT,
+        "words": INT,
+        "code_examples": INT,
+        "last_crawled": TEXT_OR_NULL,
+        "created_at": TEXT_OR_NULL,
+        "summary": TEXT,
+    }
+)
+
 SOURCE = closed(
     {
-        "source_id": TEXT,
+        "source_id": TEXT | {"description": "The site (host name, or a local source's id)"},
         "summary": TEXT,
         "pages": INT,
         "chunks": INT,
@@ -59,6 +72,8 @@ SOURCE = closed(
         "embedding_dim": {"type": ["integer", "null"]},
         "created_at": TEXT_OR_NULL,
         "last_crawled": TEXT_OR_NULL,
+        "default_version": TEXT | {"description": "The version a search without `version` reads"},
+        "versions": {"type": "array", "items": SOURCE_VERSION, "description": "Indexed versions, newest first"},
     }
 )
 
@@ -67,7 +82,11 @@ _SCORES: dict[str, Schema] = {
     "keyword_score": NUMBER_OR_NULL,
     "score": {"type": "number"},
 }
-_RESULT_COMMON: dict[str, Schema] = {"tokens": INT}
+_RESULT_COMMON: dict[str, Schema] = {
+    "tokens": INT,
+    "version": TEXT | {"description": "The version of the site the result comes from"},
+    "indexed_at": TEXT_OR_NULL | {"description": "When its page was last crawled (stored or found unchanged)"},
+}
 _RESULT_OPTIONAL: dict[str, Schema] = {
     "rerank_score": NUMBER_OR_NULL,
     "section_url": TEXT,
@@ -111,6 +130,12 @@ def search_answer(result: Schema) -> Schema:
         {
             "query": TEXT,
             "source_filter": TEXT_OR_NULL,
+            "version_filter": TEXT_OR_NULL,
+            "versions": {
+                "type": "object",
+                "additionalProperties": TEXT,
+                "description": "The version searched of each site (site -> version)",
+            },
             "search_mode": {"enum": ["hybrid", "vector", "keyword"]},
             "reranking_applied": {"type": "boolean"},
             "count": INT,
@@ -178,6 +203,19 @@ FETCHED_PAGE = closed(
 
 OUTPUT_SCHEMAS: dict[str, Schema] = {
     "get_available_sources": tool_output(closed({"sources": {"type": "array", "items": SOURCE}, "count": INT})),
+    "delete_source": tool_output(
+        closed(
+            {
+                "source": TEXT,
+                "deleted": {
+                    "type": "array",
+                    "items": closed({"site": TEXT, "version": TEXT, "pages": INT, "chunks": INT, "code_examples": INT}),
+                    "description": "What was removed, per version",
+                },
+                "remaining_versions": {"type": "array", "items": TEXT},
+            }
+        )
+    ),
     "perform_rag_query": tool_output(search_answer(CHUNK_RESULT)),
     "search_code_examples": tool_output(search_answer(CODE_RESULT)),
     "fetch_page": tool_output(FETCHED_PAGE),

@@ -72,7 +72,9 @@ def register_page_tools(tools: ToolSet, runtime: ServerRuntime, counter: TokenCo
         store = runtime.context.store
 
         def load() -> tuple[Any, str | None]:
-            return store.get_page(normalized), store.page_markdown(normalized)
+            # A URL stored under several versions of its site: the most recently crawled one.
+            page = store.get_page(normalized, None)
+            return page, store.page_markdown(normalized, page.source_id) if page is not None else None
 
         page, markdown = await anyio.to_thread.run_sync(load)
         if page is None or markdown is None:

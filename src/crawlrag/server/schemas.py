@@ -19,11 +19,17 @@ from crawlrag.limits import JOB_LIST_RANGE, MAX_RESULT_TOKENS, MAX_SECTION_CHARS
 from crawlrag.pipeline.bounds import CHUNK_SIZE_RANGE, CONCURRENCY_RANGE, DEPTH_RANGE, PAGES_RANGE
 from crawlrag.pipeline.options import MAX_PATTERN_CHARS, MAX_PATTERNS
 from crawlrag.server.arguments import JOB_ID_PATTERN
+from crawlrag.versions import MAX_VERSION_CHARS
 
 Schema = dict[str, Any]
 
+# What check_version accepts (crawlrag.versions); the schema shows it so a client sees the rule before calling.
+VERSION_PATTERN = r"^\s*[A-Za-z0-9]([A-Za-z0-9._+-]*[A-Za-z0-9])?\s*$"
 # What a pattern means, for error messages (a regular expression is not an explanation).
-PATTERN_MEANINGS = {JOB_ID_PATTERN: "the id a crawl tool returned (letters, digits, '-' and '_')"}
+PATTERN_MEANINGS = {
+    JOB_ID_PATTERN: "the id a crawl tool returned (letters, digits, '-' and '_')",
+    VERSION_PATTERN: "a version: letters, digits, '.', '_', '+' and '-', e.g. 2.1, v3 or latest",
+}
 
 
 def integer(low: int, high: int, description: str, *, nullable: bool = False) -> Schema:
@@ -59,6 +65,17 @@ def _job_id() -> Schema:
     return string("The job_id a crawl tool returned (see list_crawl_jobs)", max_length=64, pattern=JOB_ID_PATTERN)
 
 
+def _version(description: str) -> Schema:
+    return string(description, max_length=MAX_VERSION_CHARS, nullable=True, pattern=VERSION_PATTERN)
+
+
+def _crawl_version() -> Schema:
+    return _version(
+        "The site's version to file the pages under, e.g. 2.1 (default: read from the URL's path, like /3.11/ or "
+        "/en/stable/, else latest)"
+    )
+
+
 def _search(settings: Settings, source_name: str) -> dict[str, Schema]:
     return {
         "query": string(
@@ -69,6 +86,9 @@ def _search(settings: Settings, source_name: str) -> dict[str, Schema]:
             "Only search this source id (see get_available_sources); omit for all sources",
             max_length=MAX_SOURCE_CHARS,
             nullable=True,
+        ),
+        "version": _version(
+            "Only this indexed version of the source (needs the source); omit for each source's newest version"
         ),
         "match_count": integer(1, settings.max_match_count, "Number of results (distinct pages or sections)"),
         "max_tokens": _max_tokens(settings, "Token budget of the whole answer's text"),
@@ -99,7 +119,11 @@ def tool_properties(settings: Settings) -> dict[str, dict[str, Schema]]:
             "part": integer(1, 10_000, "Which part of a page too long for max_tokens (see `parts` in the answer)"),
             "max_tokens": _max_tokens(settings, "Token budget of the returned markdown"),
         },
-        "crawl_single_page": {"url": _url("URL of the page, http:// or https://"), "force": _force()},
+        "crawl_single_page": {
+            "url": _url("URL of the page, http:// or https://"),
+            "force": _force(),
+            "version": _crawl_version(),
+        },
         "smart_crawl_url": {
             "url": _url("Start URL (a page, a sitemap.xml or an llms.txt), http:// or https://"),
             "max_depth": integer(
@@ -131,6 +155,14 @@ def tool_properties(settings: Settings) -> dict[str, dict[str, Schema]]:
             "include": globs('Only crawl URLs matching one of these globs, e.g. ["*/docs/*"]'),
             "exclude": globs('Skip URLs matching any of these globs, e.g. ["*/blog/*"]'),
             "force": _force(),
+            "version": _crawl_version(),
+        },
+        "delete_source": {
+            "source": string(
+                "The source (site) to delete, as get_available_sources lists it", max_length=MAX_SOURCE_CHARS
+            ),
+            "version": _version("Only this version of it (default: every version)"),
+            "confirm": {"type": "boolean", "description": "Must be true: deleting cannot be undone"},
         },
         "get_crawl_status": {"job_id": _job_id()},
         "list_crawl_jobs": {"limit": integer(jobs_low, jobs_high, "How many jobs to list, newest first")},

@@ -98,7 +98,8 @@ def add_tool(
                 return result
             except _EXPECTED as exc:
                 outcome = "error"
-                return fail(str(exc))
+                # Errors may carry structured fields (the indexed versions of a refused one, ...).
+                return fail(str(exc), **getattr(exc, "fields", {}))
             except Exception:
                 outcome = "exception"
                 log.exception("tool %s failed", name)

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
 
-from crawlrag.models import Chunk, CodeExample, CodeHit, CrawlJob, Page, SearchHit, SourceInfo, StoredPage
+from crawlrag.models import (
+    Chunk,
+    CodeExample,
+    CodeHit,
+    CrawlJob,
+    DeletedCounts,
+    Page,
+    SearchHit,
+    SourceInfo,
+    SourceVersion,
+    StoredPage,
+)
 
 
 class StoreError(RuntimeError):
@@ -79,6 +91,16 @@ class SourceEmbeddings:
                 raise ValueError(f"embeddings of {self.source_id!r} are not {dimension}-dimensional")
 
 
+def source_filter(sources: Collection[str] | str | None) -> tuple[str, ...] | None:
+    """The source keys a search keeps, in a stable order; None: every source. A lone key is one source (a
+    plain `str` is a Collection of its characters, which must never be taken for keys)."""
+    if sources is None:
+        return None
+    if isinstance(sources, str):
+        return (sources,)
+    return tuple(sorted(set(sources)))
+
+
 class Store(Protocol):
     """Blocking store API: async callers run it in a worker thread."""
 
@@ -90,12 +112,21 @@ class Store(Protocol):
 
     def set_source_summary(self, source_id: str, summary: str) -> None: ...
 
-    def list_sources(self) -> list[SourceInfo]: ...
+    def list_sources(self) -> list[SourceInfo]:
+        """One entry per source key, i.e. per (site, version), with its counts."""
+
+    def source_versions(self) -> list[SourceVersion]:
+        """Every source key with its site and version: cheap (no counts), for resolving a search's scope."""
 
     def source_embedding(self, source_id: str) -> tuple[str, int] | None:
         """The (model, dimension) a source was indexed with, or None if unknown."""
 
-    def delete_source(self, source_id: str) -> int: ...
+    def delete_source(self, source_id: str) -> int:
+        """Delete one source key; return how many pages it had."""
+
+    def delete_sources(self, source_ids: Collection[str]) -> dict[str, DeletedCounts]:
+        """Delete these source keys with their pages, chunks, code examples, vectors and keyword index rows, in one
+        transaction; what each had (keys that did not exist are left out)."""
 
     def source_texts(self, source_id: str) -> SourceTexts:
         """Every stored chunk and code example of a source, in page order, for re-embedding."""
@@ -108,32 +139,44 @@ class Store(Protocol):
         """
 
     # --- pages --------------------------------------------------------------------------------------------------
-    def get_page(self, url: str) -> StoredPage | None: ...
+    # A page is (source key, url): one URL may be stored under several versions of its site. Lookups with
+    # `source_id=None` take the URL's most recently crawled page, whatever its version.
+    def get_page(self, url: str, source_id: str | None = None) -> StoredPage | None: ...
 
-    def page_markdown(self, url: str) -> str | None: ...
+    def page_markdown(self, url: str, source_id: str | None = None) -> str | None: ...
+
+    def page_dates(self, pages: Collection[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
+        """When each (source key, url) page was last crawled (stored or seen unchanged); unknown pages left out."""
 
     def write_page(self, write: PageWrite) -> None:
         """Replace a page and all its chunks and code examples atomically."""
 
-    def touch_page(self, url: str) -> None:
+    def touch_page(self, url: str, source_id: str) -> None:
         """Record that an unchanged page was seen again."""
 
     def embeddings_for(self, embed_hashes: Sequence[str], model: str) -> dict[str, np.ndarray]:
         """Stored embeddings of texts already embedded with `model`, keyed by the hash of the embedded text."""
 
     # --- search -------------------------------------------------------------------------------------------------
+    # `sources` keeps only these source keys (`source_filter` reads it); None: every source.
     # `kinds` keeps only chunks of pages of those kinds (`crawlrag.models.PAGE_KINDS`); None: every kind.
     def vector_search(
-        self, query: np.ndarray, limit: int, source_id: str | None = None, kinds: Collection[str] | None = None
+        self,
+        query: np.ndarray,
+        limit: int,
+        sources: Collection[str] | None = None,
+        kinds: Collection[str] | None = None,
     ) -> list[SearchHit]: ...
 
     def keyword_search(
-        self, query: str, limit: int, source_id: str | None = None, kinds: Collection[str] | None = None
+        self, query: str, limit: int, sources: Collection[str] | None = None, kinds: Collection[str] | None = None
     ) -> list[SearchHit]: ...
 
-    def code_vector_search(self, query: np.ndarray, limit: int, source_id: str | None = None) -> list[CodeHit]: ...
+    def code_vector_search(
+        self, query: np.ndarray, limit: int, sources: Collection[str] | None = None
+    ) -> list[CodeHit]: ...
 
-    def code_keyword_search(self, query: str, limit: int, source_id: str | None = None) -> list[CodeHit]: ...
+    def code_keyword_search(self, query: str, limit: int, sources: Collection[str] | None = None) -> list[CodeHit]: ...
 
     # --- crawl jobs ---------------------------------------------------------------------------------------------
     def save_job(self, job: CrawlJob) -> None: ...

@@ -12,9 +12,16 @@ import psycopg
 from psycopg import errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from crawlrag.models import CodeHit, CrawlJob, SearchHit, SourceInfo, StoredPage
+from crawlrag.models import CodeHit, CrawlJob, DeletedCounts, SearchHit, SourceInfo, SourceVersion, StoredPage
 from crawlrag.store import postgres_jobs, postgres_reindex, postgres_write
-from crawlrag.store.base import EmbeddingMismatchError, PageWrite, SourceEmbeddings, SourceTexts, StoreError
+from crawlrag.store.base import (
+    EmbeddingMismatchError,
+    PageWrite,
+    SourceEmbeddings,
+    SourceTexts,
+    StoreError,
+    source_filter,
+)
 from crawlrag.store.postgres_schema import (
     column_dimension,
     connect,
@@ -38,6 +45,7 @@ from crawlrag.store.postgres_search import (
 from crawlrag.store.postgres_vector import register_vector
 from crawlrag.store.postgres_write import check_lengths, clean
 from crawlrag.store.query_terms import TermShares, keyword_terms
+from crawlrag.versions import split_source_key
 
 __all__ = ["PostgresStore", "migrate"]
 
@@ -58,8 +66,20 @@ def _kinds(kinds: Collection[str] | None) -> list[str] | None:
     return None if kinds is None else list(kinds)
 
 
+def _sources(sources: Collection[str] | None) -> list[str] | None:
+    keys = source_filter(sources)
+    return None if keys is None else list(keys)
+
+
 def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC) if value is not None else None
+
+
+def _page_where(url: str, source_id: str | None) -> tuple[str, tuple[str, ...]]:
+    """The page (source_id, url), or with no source the URL's most recently crawled page of any version."""
+    if source_id is not None:
+        return "source_id = %s AND url = %s", (source_id, clean(url))
+    return "url = %s ORDER BY crawled_at DESC, id DESC LIMIT 1", (clean(url),)
 
 
 class PostgresStore:
@@ -166,10 +186,11 @@ class PostgresStore:
                 )
             if column_dimension(conn) != embedding_dim:
                 set_dimension(conn, embedding_dim, embedding_model)
+            site, version = split_source_key(source_id)
             conn.execute(
-                "INSERT INTO sources (source_id, embedding_model, embedding_dim) VALUES (%s, %s, %s)"
-                " ON CONFLICT (source_id) DO NOTHING",
-                (source_id, embedding_model, embedding_dim),
+                "INSERT INTO sources (source_id, site, version, embedding_model, embedding_dim)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (source_id) DO NOTHING",
+                (source_id, site, version, embedding_model, embedding_dim),
             )
         self._dimension = embedding_dim
 
@@ -192,7 +213,7 @@ class PostgresStore:
                 """
                 SELECT s.source_id, s.summary, s.embedding_model, s.embedding_dim, s.created_at,
                        coalesce(p.pages, 0), coalesce(p.chunks, 0), coalesce(p.words, 0), coalesce(e.examples, 0),
-                       p.last_crawled
+                       p.last_crawled, s.site, s.version
                 FROM sources s
                 LEFT JOIN (SELECT source_id, count(*) AS pages, sum(chunk_count) AS chunks, sum(word_count) AS words,
                                   max(crawled_at) AS last_crawled
@@ -214,16 +235,43 @@ class PostgresStore:
                 words=int(row[7]),
                 code_examples=int(row[8]),
                 last_crawled=_utc(row[9]),
+                site=row[10],
+                version=row[11],
             )
             for row in rows
         ]
 
+    def source_versions(self) -> list[SourceVersion]:
+        with self._connection() as conn:
+            rows = conn.execute("SELECT source_id, site, version FROM sources ORDER BY source_id").fetchall()
+        return [SourceVersion(*row) for row in rows]
+
     def delete_source(self, source_id: str) -> int:
+        deleted = self.delete_sources([source_id]).get(source_id)
+        return deleted.pages if deleted else 0
+
+    def delete_sources(self, source_ids: Collection[str]) -> dict[str, DeletedCounts]:
+        keys = list(source_filter(source_ids) or ())
+        if not keys:
+            return {}
         with self._transaction() as conn:
-            # Chunks and code examples go with their pages (ON DELETE CASCADE).
-            deleted = conn.execute("DELETE FROM pages WHERE source_id = %s", (source_id,)).rowcount
-            conn.execute("DELETE FROM sources WHERE source_id = %s", (source_id,))
-        return int(deleted)
+            # Counted before: chunks and code examples (their vectors and tsvectors are columns of their rows)
+            # go with their pages (ON DELETE CASCADE).
+            rows = conn.execute(
+                """
+                SELECT s.source_id, s.site, s.version,
+                       (SELECT count(*) FROM crawled_pages c WHERE c.source_id = s.source_id),
+                       (SELECT count(*) FROM code_examples e WHERE e.source_id = s.source_id)
+                FROM sources s WHERE s.source_id = ANY(%s) FOR UPDATE
+                """,
+                (keys,),
+            ).fetchall()
+            counts = {}
+            for key, site, version, chunks, code in rows:
+                pages = conn.execute("DELETE FROM pages WHERE source_id = %s", (key,)).rowcount
+                counts[key] = DeletedCounts(site, version, int(pages), int(chunks), int(code))
+            conn.execute("DELETE FROM sources WHERE source_id = ANY(%s)", (keys,))
+        return counts
 
     def source_texts(self, source_id: str) -> SourceTexts:
         with self._connection() as conn:
@@ -237,30 +285,46 @@ class PostgresStore:
         self._dimension = dimension
 
     # --- pages --------------------------------------------------------------------------------------------------
-    def get_page(self, url: str) -> StoredPage | None:
+    def get_page(self, url: str, source_id: str | None = None) -> StoredPage | None:
+        where, params = _page_where(url, source_id)
         with self._connection() as conn:
             row = conn.execute(
                 "SELECT url, source_id, title, content_hash, chunk_count, etag, last_modified, crawled_at, kind,"
-                " index_fingerprint FROM pages WHERE url = %s",
-                (clean(url),),
+                f" index_fingerprint FROM pages WHERE {where}",
+                params,
             ).fetchone()
         if row is None:
             return None
         return StoredPage(*row[:7], crawled_at=row[7].astimezone(UTC), kind=row[8], fingerprint=row[9])
 
-    def page_markdown(self, url: str) -> str | None:
+    def page_markdown(self, url: str, source_id: str | None = None) -> str | None:
+        where, params = _page_where(url, source_id)
         with self._connection() as conn:
-            row = conn.execute("SELECT markdown FROM pages WHERE url = %s", (clean(url),)).fetchone()
+            row = conn.execute(f"SELECT markdown FROM pages WHERE {where}", params).fetchone()
         return row[0] if row else None
+
+    def page_dates(self, pages: Collection[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
+        wanted = list(dict.fromkeys(pages))
+        if not wanted:
+            return {}
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT p.source_id, p.url, p.crawled_at FROM pages p JOIN unnest(%s::text[], %s::text[])"
+                " AS w(source_id, url) ON w.source_id = p.source_id AND w.url = p.url",
+                ([key for key, _ in wanted], [clean(url) for _, url in wanted]),
+            ).fetchall()
+        return {(row[0], row[1]): row[2].astimezone(UTC) for row in rows}
 
     def write_page(self, write: PageWrite) -> None:
         check_lengths(write)
         with self._transaction() as conn:
             postgres_write.write_page(conn, write, self._vector_oid)
 
-    def touch_page(self, url: str) -> None:
+    def touch_page(self, url: str, source_id: str) -> None:
         with self._connection() as conn:
-            conn.execute("UPDATE pages SET crawled_at = now() WHERE url = %s", (clean(url),))
+            conn.execute(
+                "UPDATE pages SET crawled_at = now() WHERE source_id = %s AND url = %s", (source_id, clean(url))
+            )
 
     def embeddings_for(self, embed_hashes: Sequence[str], model: str) -> dict[str, np.ndarray]:
         unique = list(dict.fromkeys(embed_hashes))
@@ -288,25 +352,39 @@ class PostgresStore:
             return conn.execute(query, params).fetchall()
 
     def vector_search(
-        self, query: np.ndarray, limit: int, source_id: str | None = None, kinds: Collection[str] | None = None
+        self,
+        query: np.ndarray,
+        limit: int,
+        sources: Collection[str] | None = None,
+        kinds: Collection[str] | None = None,
     ) -> list[SearchHit]:
-        if limit <= 0 or (kinds is not None and not kinds):
+        source_ids = _sources(sources)
+        if limit <= 0 or (kinds is not None and not kinds) or source_ids == []:
             return []
-        params = {"query": self._query_vector(query), "limit": limit, "source": source_id, "kinds": _kinds(kinds)}
-        rows = self._rows(vector_sql(CHUNKS, source_id is not None, kinds is not None), params)
+        params = {"query": self._query_vector(query), "limit": limit, "sources": source_ids, "kinds": _kinds(kinds)}
+        rows = self._rows(vector_sql(CHUNKS, source_ids is not None, kinds is not None), params)
         return [_chunk_hit(row, similarity=float(row[9])) for row in rows]
 
-    def code_vector_search(self, query: np.ndarray, limit: int, source_id: str | None = None) -> list[CodeHit]:
-        if limit <= 0:
+    def code_vector_search(
+        self, query: np.ndarray, limit: int, sources: Collection[str] | None = None
+    ) -> list[CodeHit]:
+        source_ids = _sources(sources)
+        if limit <= 0 or source_ids == []:
             return []
-        params = {"query": self._query_vector(query), "limit": limit, "source": source_id}
-        rows = self._rows(vector_sql(CODE, source_id is not None), params)
+        params = {"query": self._query_vector(query), "limit": limit, "sources": source_ids}
+        rows = self._rows(vector_sql(CODE, source_ids is not None), params)
         return [CodeHit(*row[:7], score=float(row[7]), similarity=float(row[7])) for row in rows]
 
     def _keyword_rows(
-        self, table: SearchTable, query: str, limit: int, source_id: str | None, kinds: Collection[str] | None = None
+        self,
+        table: SearchTable,
+        query: str,
+        limit: int,
+        sources: Collection[str] | None,
+        kinds: Collection[str] | None = None,
     ) -> list[tuple[Any, ...]]:
-        if limit <= 0 or (kinds is not None and not kinds):
+        source_ids = _sources(sources)
+        if limit <= 0 or (kinds is not None and not kinds) or source_ids == []:
             return []
         words, _ = keyword_terms(query.replace("\x00", " "))
         with self._connection() as conn:
@@ -325,19 +403,19 @@ class PostgresStore:
             "terms": terms,
             "query": " | ".join(terms),
             "limit": limit,
-            "source": source_id,
+            "sources": source_ids,
             "kinds": _kinds(kinds),
         }
-        return self._rows(keyword_sql(table, source_id is not None, kinds is not None), params)
+        return self._rows(keyword_sql(table, source_ids is not None, kinds is not None), params)
 
     def keyword_search(
-        self, query: str, limit: int, source_id: str | None = None, kinds: Collection[str] | None = None
+        self, query: str, limit: int, sources: Collection[str] | None = None, kinds: Collection[str] | None = None
     ) -> list[SearchHit]:
-        rows = self._keyword_rows(CHUNKS, query, limit, source_id, kinds)
+        rows = self._keyword_rows(CHUNKS, query, limit, sources, kinds)
         return [_chunk_hit(row, keyword_score=float(row[9])) for row in rows]
 
-    def code_keyword_search(self, query: str, limit: int, source_id: str | None = None) -> list[CodeHit]:
-        rows = self._keyword_rows(CODE, query, limit, source_id)
+    def code_keyword_search(self, query: str, limit: int, sources: Collection[str] | None = None) -> list[CodeHit]:
+        rows = self._keyword_rows(CODE, query, limit, sources)
         return [CodeHit(*row[:7], score=float(row[7]), keyword_score=float(row[7])) for row in rows]
 
     # --- crawl jobs ---------------------------------------------------------------------------------------------

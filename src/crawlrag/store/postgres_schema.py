@@ -156,6 +156,16 @@ MIGRATIONS: list[str] = [
     CREATE INDEX crawl_jobs_claimable ON crawl_jobs (created_at)
         WHERE status IN ('queued', 'running') AND cancel_requested IS NULL;
     """,
+    # versions: sources are (site, version), existing ones `latest` (whose key is the site: no key changes);
+    # one URL may be stored once per source key, so a page is (source_id, url)
+    """
+    ALTER TABLE sources ADD COLUMN site text NOT NULL DEFAULT '', ADD COLUMN version text NOT NULL DEFAULT 'latest';
+    UPDATE sources SET site = source_id;
+    CREATE UNIQUE INDEX sources_site_version ON sources (site, version);
+    ALTER TABLE pages DROP CONSTRAINT pages_url_key;
+    ALTER TABLE pages ADD CONSTRAINT pages_source_id_url_key UNIQUE (source_id, url);
+    CREATE INDEX pages_url ON pages (url);
+    """,
 ]
 
 

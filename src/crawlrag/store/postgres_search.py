@@ -25,7 +25,7 @@ class SearchTable:
     name: str
     columns: str  # the hit's fields, in the order of SearchHit / CodeHit
     weights: str  # ts_rank weights {D, C, B, A}; PostgreSQL caps each at 1
-    source_rows: str  # the number of rows one source holds, for the idf under a source filter
+    source_rows: str  # the number of rows the filtered sources hold, for the idf under a source filter
 
 
 CHUNKS = SearchTable(
@@ -33,14 +33,14 @@ CHUNKS = SearchTable(
     columns="c.id, c.url, c.source_id, c.title, c.headings, c.chunk_number, c.content, c.anchor, c.kind",
     # body 1 : title 2 : headings 3, the SQLite store's bm25 column weights
     weights="{0.3333, 0, 0.6667, 1.0}",
-    source_rows="SELECT coalesce(sum(chunk_count), 0) FROM pages WHERE source_id = %(source)s",
+    source_rows="SELECT coalesce(sum(chunk_count), 0) FROM pages WHERE source_id = ANY(%(sources)s)",
 )
 CODE = SearchTable(
     name="code_examples",
     columns="c.id, c.url, c.source_id, c.language, c.content, c.summary, c.headings",
     # code 1 : headings 2 : summary 2
     weights="{0.5, 0, 1.0, 1.0}",
-    source_rows="SELECT count(*) FROM code_examples WHERE source_id = %(source)s",
+    source_rows="SELECT count(*) FROM code_examples WHERE source_id = ANY(%(sources)s)",
 )
 
 # Below this many rows the planner's row estimate may be stale or unset (-1 before the first ANALYZE), so rows
@@ -49,7 +49,8 @@ _ESTIMATE_ABOVE = 10_000
 
 
 def vector_sql(table: SearchTable, filtered: bool, kinds: bool = False) -> str:
-    """Parameters: %(query)s (the vector), %(limit)s, %(source)s when filtered, %(kinds)s (a text[]) with kinds.
+    """Parameters: %(query)s (the vector), %(limit)s, %(sources)s (a text[] of source keys) when filtered,
+    %(kinds)s (a text[]) with kinds.
 
     A kind filter alone stays on the HNSW index (kinds are few and broad, unlike sources): its rows are filtered
     from the index scan, as pgvector does for any WHERE clause.
@@ -65,7 +66,7 @@ def vector_sql(table: SearchTable, filtered: bool, kinds: bool = False) -> str:
     also = f"AND {kind_clause}" if kinds else ""
     return f"""
         WITH candidates AS MATERIALIZED (
-            SELECT id, embedding <=> %(query)s AS distance FROM {table.name} WHERE source_id = %(source)s {also}
+            SELECT id, embedding <=> %(query)s AS distance FROM {table.name} WHERE source_id = ANY(%(sources)s) {also}
         ), top AS (
             SELECT id, distance FROM candidates ORDER BY distance, id LIMIT %(limit)s
         )
@@ -75,9 +76,9 @@ def vector_sql(table: SearchTable, filtered: bool, kinds: bool = False) -> str:
 
 
 def keyword_sql(table: SearchTable, filtered: bool, kinds: bool = False) -> str:
-    """Parameters: %(terms)s (tsquery texts, one per term), %(query)s (their OR), %(limit)s, [%(source)s],
+    """Parameters: %(terms)s (tsquery texts, one per term), %(query)s (their OR), %(limit)s, [%(sources)s],
     [%(kinds)s]."""
-    source_clause = "AND c.source_id = %(source)s" if filtered else ""
+    source_clause = "AND c.source_id = ANY(%(sources)s)" if filtered else ""
     if kinds:
         source_clause += " AND c.kind = ANY(%(kinds)s)"
     total_rows = (

@@ -28,8 +28,8 @@ _UPSERT_PAGE = """
     INSERT INTO pages (url, source_id, title, markdown, content_hash, word_count, chunk_count, etag,
                        last_modified, kind, crawled_at, index_fingerprint)
     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), %s)
-    ON CONFLICT (url) DO UPDATE SET
-        source_id = EXCLUDED.source_id, title = EXCLUDED.title, markdown = EXCLUDED.markdown,
+    ON CONFLICT (source_id, url) DO UPDATE SET
+        title = EXCLUDED.title, markdown = EXCLUDED.markdown,
         content_hash = EXCLUDED.content_hash, word_count = EXCLUDED.word_count,
         chunk_count = EXCLUDED.chunk_count, etag = EXCLUDED.etag,
         last_modified = EXCLUDED.last_modified, kind = EXCLUDED.kind, crawled_at = EXCLUDED.crawled_at,
@@ -93,10 +93,11 @@ def write_page(conn: psycopg.Connection[Any], write: PageWrite, vector_oid: int)
     page = write.page
     code_vectors = check_lengths(write)
     url, source_id = clean(page.url), page.source_id
-    # Serialise writers of one URL across processes: the second waits, then replaces the first's version.
+    # Serialise writers of one page across processes: the second waits, then replaces the first's version.
     row = conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtext(%s)), (SELECT embedding_model FROM sources WHERE source_id = %s)",
-        (url, source_id),
+        "SELECT pg_advisory_xact_lock(hashtext(%s || ' ' || %s)),"
+        " (SELECT embedding_model FROM sources WHERE source_id = %s)",
+        (source_id, url, source_id),
     ).fetchone()
     model = (row[1] if row else None) or ""
     page_row = conn.execute(

@@ -16,17 +16,27 @@ import numpy as np
 from crawlrag.models import (
     CodeHit,
     CrawlJob,
+    DeletedCounts,
     SearchHit,
     SourceInfo,
+    SourceVersion,
     StoredPage,
     utcnow,
 )
 from crawlrag.store import sqlite_jobs, sqlite_reindex, sqlite_write
-from crawlrag.store.base import EmbeddingMismatchError, PageWrite, SourceEmbeddings, SourceTexts, StoreError
+from crawlrag.store.base import (
+    EmbeddingMismatchError,
+    PageWrite,
+    SourceEmbeddings,
+    SourceTexts,
+    StoreError,
+    source_filter,
+)
 from crawlrag.store.query_terms import TermShares, fts5_match, keyword_terms
 from crawlrag.store.sqlite_errors import begin_immediate, translated_errors
 from crawlrag.store.sqlite_schema import migrate
 from crawlrag.store.vector_index import VectorIndex
+from crawlrag.versions import split_source_key
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +53,13 @@ def _chunk_hit(row: tuple[Any, ...]) -> SearchHit:
 
 def _ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+def _page_where(url: str, source_id: str | None) -> tuple[str, tuple[str, ...]]:
+    """The page (source_id, url), or with no source the URL's most recently crawled page of any version."""
+    if source_id is not None:
+        return "source_id = ? AND url = ?", (source_id, url)
+    return "url = ? ORDER BY crawled_at DESC, id DESC LIMIT 1", (url,)
 
 
 class SQLiteStore:
@@ -141,10 +158,11 @@ class SQLiteStore:
                 "SELECT embedding_model, embedding_dim FROM sources WHERE source_id = ?", (source_id,)
             ).fetchone()
             if row is None:
+                site, version = split_source_key(source_id)
                 conn.execute(
-                    "INSERT INTO sources (source_id, embedding_model, embedding_dim, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (source_id, embedding_model, embedding_dim, now, now),
+                    "INSERT INTO sources (source_id, site, version, embedding_model, embedding_dim, created_at,"
+                    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (source_id, site, version, embedding_model, embedding_dim, now, now),
                 )
             elif row[0] and (row[0], row[1]) != (embedding_model, embedding_dim):
                 raise EmbeddingMismatchError(
@@ -176,7 +194,8 @@ class SQLiteStore:
                        (SELECT COALESCE(SUM(chunk_count), 0) FROM pages p WHERE p.source_id = s.source_id),
                        (SELECT COALESCE(SUM(word_count), 0) FROM pages p WHERE p.source_id = s.source_id),
                        (SELECT COUNT(*) FROM code_examples e WHERE e.source_id = s.source_id),
-                       (SELECT MAX(crawled_at) FROM pages p WHERE p.source_id = s.source_id)
+                       (SELECT MAX(crawled_at) FROM pages p WHERE p.source_id = s.source_id),
+                       s.site, s.version
                 FROM sources s ORDER BY s.source_id
                 """
             ).fetchall()
@@ -192,22 +211,43 @@ class SQLiteStore:
                 words=row[7],
                 code_examples=row[8],
                 last_crawled=_ts(row[9]),
+                site=row[10],
+                version=row[11],
             )
             for row in rows
         ]
 
+    def source_versions(self) -> list[SourceVersion]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT source_id, site, version FROM sources ORDER BY source_id").fetchall()
+        return [SourceVersion(*row) for row in rows]
+
     def delete_source(self, source_id: str) -> int:
+        deleted = self.delete_sources([source_id]).get(source_id)
+        return deleted.pages if deleted else 0
+
+    def delete_sources(self, source_ids: Collection[str]) -> dict[str, DeletedCounts]:
+        keys = source_filter(source_ids) or ()
+        counts: dict[str, DeletedCounts] = {}
+        chunk_ids: list[int] = []
+        code_ids: list[int] = []
         with self._write() as conn:
-            chunk_ids = [row[0] for row in conn.execute("SELECT id FROM chunks WHERE source_id = ?", (source_id,))]
-            code_ids = [
-                row[0] for row in conn.execute("SELECT id FROM code_examples WHERE source_id = ?", (source_id,))
-            ]
-            deleted = conn.execute("DELETE FROM pages WHERE source_id = ?", (source_id,)).rowcount
-            conn.execute("DELETE FROM sources WHERE source_id = ?", (source_id,))
-        with self._index_lock:
+            for key in keys:
+                row = conn.execute("SELECT site, version FROM sources WHERE source_id = ?", (key,)).fetchone()
+                if row is None:
+                    continue
+                chunks = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE source_id = ?", (key,))]
+                code = [r[0] for r in conn.execute("SELECT id FROM code_examples WHERE source_id = ?", (key,))]
+                # Chunks and code examples cascade from their pages; the FTS rows go with them (delete triggers).
+                pages = conn.execute("DELETE FROM pages WHERE source_id = ?", (key,)).rowcount
+                conn.execute("DELETE FROM sources WHERE source_id = ?", (key,))
+                counts[key] = DeletedCounts(row[0], row[1], int(pages), len(chunks), len(code))
+                chunk_ids += chunks
+                code_ids += code
+        with self._index_lock:  # after the commit, as write_page does
             self._chunk_index.remove(chunk_ids)
             self._code_index.remove(code_ids)
-        return int(deleted)
+        return counts
 
     def source_texts(self, source_id: str) -> SourceTexts:
         with self._read() as conn:
@@ -226,21 +266,37 @@ class SQLiteStore:
             self._sync_indexes()
 
     # --- pages --------------------------------------------------------------------------------------------------
-    def get_page(self, url: str) -> StoredPage | None:
+    def get_page(self, url: str, source_id: str | None = None) -> StoredPage | None:
+        where, params = _page_where(url, source_id)
         with self._read() as conn:
             row = conn.execute(
                 "SELECT url, source_id, title, content_hash, chunk_count, etag, last_modified, crawled_at, kind,"
-                " index_fingerprint FROM pages WHERE url = ?",
-                (url,),
+                f" index_fingerprint FROM pages WHERE {where}",
+                params,
             ).fetchone()
         if row is None:
             return None
         return StoredPage(*row[:7], crawled_at=datetime.fromisoformat(row[7]), kind=row[8], fingerprint=row[9])
 
-    def page_markdown(self, url: str) -> str | None:
+    def page_markdown(self, url: str, source_id: str | None = None) -> str | None:
+        where, params = _page_where(url, source_id)
         with self._read() as conn:
-            row = conn.execute("SELECT markdown FROM pages WHERE url = ?", (url,)).fetchone()
+            row = conn.execute(f"SELECT markdown FROM pages WHERE {where}", params).fetchone()
         return row[0] if row else None
+
+    def page_dates(self, pages: Collection[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
+        found: dict[tuple[str, str], datetime] = {}
+        wanted = list(dict.fromkeys(pages))
+        with self._read() as conn:
+            for start in range(0, len(wanted), 400):
+                batch = wanted[start : start + 400]
+                marks = " OR ".join("(source_id = ? AND url = ?)" for _ in batch)
+                params = [value for pair in batch for value in pair]
+                for source_id, url, crawled in conn.execute(
+                    f"SELECT source_id, url, crawled_at FROM pages WHERE {marks}", params
+                ):
+                    found[(source_id, url)] = datetime.fromisoformat(crawled)
+        return found
 
     def write_page(self, write: PageWrite) -> None:
         page = write.page
@@ -271,9 +327,12 @@ class SQLiteStore:
             if written.code_ids:
                 self._code_index.add(written.code_ids, code_vectors, [page.source_id] * len(written.code_ids))
 
-    def touch_page(self, url: str) -> None:
+    def touch_page(self, url: str, source_id: str) -> None:
         with self._write() as conn:
-            conn.execute("UPDATE pages SET crawled_at = ? WHERE url = ?", (utcnow().isoformat(), url))
+            conn.execute(
+                "UPDATE pages SET crawled_at = ? WHERE source_id = ? AND url = ?",
+                (utcnow().isoformat(), source_id, url),
+            )
 
     def embeddings_for(self, embed_hashes: Sequence[str], model: str) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
@@ -305,32 +364,37 @@ class SQLiteStore:
         columns: str,
         query: np.ndarray,
         limit: int,
-        source_id: str | None,
+        sources: Collection[str] | None,
         kinds: Collection[str] | None = None,
     ) -> list[tuple[tuple[Any, ...], float]]:
         """Rows of the nearest vectors with their similarity; a row deleted meanwhile is left out."""
         self._sync_indexes()
-        ranked = index.search(query, limit, source_id, kinds)
+        ranked = index.search(query, limit, source_filter(sources), kinds)
         rows = self._rows_by_id(table, columns, [row_id for row_id, _ in ranked])
         return [(rows[row_id], similarity) for row_id, similarity in ranked if row_id in rows]
 
     def vector_search(
-        self, query: np.ndarray, limit: int, source_id: str | None = None, kinds: Collection[str] | None = None
+        self,
+        query: np.ndarray,
+        limit: int,
+        sources: Collection[str] | None = None,
+        kinds: Collection[str] | None = None,
     ) -> list[SearchHit]:
         hits = []
         for row, similarity in self._nearest(
-            self._chunk_index, "chunks c", _CHUNK_COLUMNS, query, limit, source_id, kinds
+            self._chunk_index, "chunks c", _CHUNK_COLUMNS, query, limit, sources, kinds
         ):
             hit = _chunk_hit(row)
             hit.score = hit.similarity = similarity
             hits.append(hit)
         return hits
 
-    def code_vector_search(self, query: np.ndarray, limit: int, source_id: str | None = None) -> list[CodeHit]:
+    def code_vector_search(
+        self, query: np.ndarray, limit: int, sources: Collection[str] | None = None
+    ) -> list[CodeHit]:
         hits = []
-        for row, similarity in self._nearest(
-            self._code_index, "code_examples e", _CODE_COLUMNS, query, limit, source_id
-        ):
+        nearest = self._nearest(self._code_index, "code_examples e", _CODE_COLUMNS, query, limit, sources)
+        for row, similarity in nearest:
             hit = CodeHit(*row)
             hit.score = hit.similarity = similarity
             hits.append(hit)
@@ -356,17 +420,18 @@ class SQLiteStore:
         columns: str,
         query: str,
         limit: int,
-        source_id: str | None,
+        sources: Collection[str] | None,
         weights: str,
         kinds: Collection[str] | None = None,
     ) -> list[tuple[Any, ...]]:
+        source_ids = source_filter(sources)
         match = fts5_match(query, *self._term_shares(table, query))
-        if match is None or limit <= 0 or (kinds is not None and not kinds):
+        if match is None or limit <= 0 or (kinds is not None and not kinds) or source_ids == ():
             return []
         base = "chunks" if table == "chunks_fts" else "code_examples"
         # `rank` with a LIMIT lets FTS5 keep only the best rows while it scores; the hits' columns are read for
         # those rows alone, never for every row that matches.
-        if source_id is None and kinds is None:
+        if source_ids is None and kinds is None:
             sql = (
                 f"WITH top AS (SELECT rowid AS id, rank FROM {table} WHERE {table} MATCH ? "
                 f"AND rank MATCH 'bm25({weights})' ORDER BY rank LIMIT ?) "
@@ -376,9 +441,9 @@ class SQLiteStore:
             params: list[Any] = [match, limit]
         else:
             filters, params = "", [match]
-            if source_id is not None:
-                filters += f" AND {alias}.source_id = ?"
-                params.append(source_id)
+            if source_ids is not None:
+                filters += f" AND {alias}.source_id IN ({','.join('?' * len(source_ids))})"
+                params.extend(source_ids)
             if kinds is not None:
                 filters += f" AND {alias}.kind IN ({','.join('?' * len(kinds))})"
                 params.extend(kinds)
@@ -392,10 +457,10 @@ class SQLiteStore:
             return conn.execute(sql, params).fetchall()
 
     def keyword_search(
-        self, query: str, limit: int, source_id: str | None = None, kinds: Collection[str] | None = None
+        self, query: str, limit: int, sources: Collection[str] | None = None, kinds: Collection[str] | None = None
     ) -> list[SearchHit]:
         # Headings and titles name what a chunk is about, so a match there counts more than one in the body.
-        rows = self._fts("chunks_fts", "c", _CHUNK_COLUMNS, query, limit, source_id, "1.0, 3.0, 2.0", kinds)
+        rows = self._fts("chunks_fts", "c", _CHUNK_COLUMNS, query, limit, sources, "1.0, 3.0, 2.0", kinds)
         hits = []
         for row in rows:
             hit = _chunk_hit(row)
@@ -403,8 +468,8 @@ class SQLiteStore:
             hits.append(hit)
         return hits
 
-    def code_keyword_search(self, query: str, limit: int, source_id: str | None = None) -> list[CodeHit]:
-        rows = self._fts("code_fts", "e", _CODE_COLUMNS, query, limit, source_id, "1.0, 2.0, 2.0")
+    def code_keyword_search(self, query: str, limit: int, sources: Collection[str] | None = None) -> list[CodeHit]:
+        rows = self._fts("code_fts", "e", _CODE_COLUMNS, query, limit, sources, "1.0, 2.0, 2.0")
         hits = []
         for row in rows:
             hit = CodeHit(*row[:7])

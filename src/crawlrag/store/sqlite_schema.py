@@ -2,9 +2,51 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
+from collections.abc import Callable
 
-MIGRATIONS: list[str] = [
+# A migration is a script, or a function that writes the script from the schema it finds (for table rebuilds,
+# which must carry over whatever columns and indexes earlier migrations added).
+Migration = str | Callable[[sqlite3.Connection], str]
+
+
+def _pages_keyed_by_source(conn: sqlite3.Connection) -> str:
+    """Versions: one URL may be stored once per source key, so a page is (source_id, url), not url alone.
+
+    SQLite cannot drop a column's UNIQUE, so `pages` is rebuilt (page ids kept, so chunks, code examples and
+    their FTS rows stay as they are); sources gain their site and version, and existing ones are version
+    `latest`, whose key is the site itself: no stored key changes.
+    """
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'pages'").fetchone()
+    create, replaced = re.subn(r"\burl TEXT NOT NULL UNIQUE\b", "url TEXT NOT NULL", row[0], count=1)
+    if not replaced:
+        raise sqlite3.DatabaseError("unexpected pages table: its url column is not `url TEXT NOT NULL UNIQUE`")
+    body = create[create.index("(") : create.rindex(")")]
+    extras = [
+        sql
+        for (sql,) in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = 'pages' AND type IN ('index', 'trigger')"
+            " AND sql IS NOT NULL"
+        )
+    ]
+    return "\n".join(
+        [
+            "ALTER TABLE sources ADD COLUMN site TEXT NOT NULL DEFAULT '';",
+            "ALTER TABLE sources ADD COLUMN version TEXT NOT NULL DEFAULT 'latest';",
+            "UPDATE sources SET site = source_id;",
+            "CREATE UNIQUE INDEX sources_site_version ON sources(site, version);",
+            f"CREATE TABLE pages_rebuilt {body},\n    UNIQUE (source_id, url)\n);",
+            "INSERT INTO pages_rebuilt SELECT * FROM pages;",
+            "DROP TABLE pages;",
+            "ALTER TABLE pages_rebuilt RENAME TO pages;",
+            *(f"{sql};" for sql in extras),
+            "CREATE INDEX pages_url ON pages(url);",
+        ]
+    )
+
+
+MIGRATIONS: list[Migration] = [
     # 1: the initial schema
     """
     CREATE TABLE sources (
@@ -112,13 +154,30 @@ MIGRATIONS: list[str] = [
     ALTER TABLE jobs ADD COLUMN started_at TEXT;
     ALTER TABLE jobs ADD COLUMN finished_at TEXT;
     """,
+    # versions: sources are (site, version); pages are (source_id, url)
+    _pages_keyed_by_source,
 ]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema to the latest version; safe to run on every open. Returns the version."""
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        # executescript commits first; the version bump inside the script keeps the step atomic.
-        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    if version >= len(MIGRATIONS):
+        return len(MIGRATIONS)
+    # A table rebuild drops the old table: with foreign keys on, that would cascade to its chunks. The pragma
+    # is a no-op inside a transaction, so it is switched around the migrations (SQLite's documented procedure).
+    foreign_keys = int(conn.execute("PRAGMA foreign_keys").fetchone()[0])
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            script = migration(conn) if callable(migration) else migration
+            # executescript commits first; the version bump inside the script keeps the step atomic.
+            try:
+                conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+            except BaseException:
+                if conn.in_transaction:  # a half-applied step must not be committed by the next statement
+                    conn.execute("ROLLBACK")
+                raise
+    finally:
+        conn.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
     return len(MIGRATIONS)

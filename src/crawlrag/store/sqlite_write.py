@@ -28,7 +28,7 @@ def blob(vector: np.ndarray) -> bytes:
 def replace_page(conn: sqlite3.Connection, write: PageWrite, model_name: str) -> WrittenPage:
     """Delete the page's previous version (chunks and code examples cascade) and insert the new one."""
     page = write.page
-    old = conn.execute("SELECT id FROM pages WHERE url = ?", (page.url,)).fetchone()
+    old = conn.execute("SELECT id FROM pages WHERE source_id = ? AND url = ?", (page.source_id, page.url)).fetchone()
     old_chunks: list[int] = []
     old_code: list[int] = []
     if old:

@@ -106,18 +106,30 @@ class VectorIndex:
         self._row_of = {int(chunk_id): row for row, chunk_id in enumerate(self._ids[:count])}
 
     def search(
-        self, query: np.ndarray, limit: int, source_id: str | None = None, kinds: Collection[str] | None = None
+        self,
+        query: np.ndarray,
+        limit: int,
+        sources: Collection[str] | None = None,
+        kinds: Collection[str] | None = None,
     ) -> list[tuple[int, float]]:
-        """Top `limit` (id, cosine similarity) pairs; exact, so a source or kind filter never loses results."""
+        """Top `limit` (id, cosine similarity) pairs; exact, so a source or kind filter never loses results.
+
+        `sources` keeps only rows of those source keys; None: every source."""
         with self._lock:
             if not self._row_of or limit <= 0:
                 return []
-            if source_id is not None and source_id not in self._source_codes:
-                return []
+            source_codes = None
+            if sources is not None:
+                source_codes = [self._source_codes[s] for s in sources if s in self._source_codes]
+                if not source_codes:
+                    return []
             scores = self._matrix[: self._size] @ np.asarray(query, dtype=np.float32)
             mask = ~self._live[: self._size]
-            if source_id is not None:
-                mask |= self._sources[: self._size] != self._source_codes[source_id]
+            if source_codes is not None:
+                if len(source_codes) == 1:
+                    mask |= self._sources[: self._size] != source_codes[0]
+                else:
+                    mask |= ~np.isin(self._sources[: self._size], source_codes)
             if kinds is not None:
                 codes = [self._kind_codes[kind] for kind in kinds if kind in self._kind_codes]
                 mask |= ~np.isin(self._kinds[: self._size], codes)

@@ -188,10 +188,14 @@ class UiBackend:
         return [SourceRow(info, start_urls.get(info.source_id)) for info in infos]
 
     async def source_ids(self) -> list[str]:
-        return [info.source_id for info in await anyio.to_thread.run_sync(self.runtime.context.store.list_sources)]
+        """The sites a search may be limited to (each is searched in its newest version)."""
+        entries = await anyio.to_thread.run_sync(self.runtime.context.store.source_versions)
+        return sorted({entry.site for entry in entries})
 
     async def delete_source(self, source_id: str) -> int:
-        if source_id not in await self.source_ids():
+        """Delete one row of the Sources table: one (site, version), by its source key."""
+        entries = await anyio.to_thread.run_sync(self.runtime.context.store.source_versions)
+        if source_id not in {entry.source_id for entry in entries}:
             raise ArgumentError(f"there is no source {source_id[:100]!r}")
         return await anyio.to_thread.run_sync(self.runtime.context.store.delete_source, source_id)
 

@@ -36,6 +36,7 @@ class Column:
 
 
 SOURCE_COLUMNS = (
+    Column("Version", lambda row: row.info.version),
     Column("Pages", lambda row: number(row.info.pages), numeric=True),
     Column("Chunks", lambda row: number(row.info.chunks), numeric=True),
     Column("Code examples", lambda row: number(row.info.code_examples), numeric=True),
