@@ -152,7 +152,18 @@ class SlowEmbedder:
 class SlowStore:
     """Every store call but searches takes `seconds` (a store locked by another process, a slow disk)."""
 
-    FAST = frozenset({"keyword_search", "vector_search", "code_keyword_search", "code_vector_search", "close"})
+    # The reads a search makes: which versions exist, the hits, and when their pages were crawled.
+    FAST = frozenset(
+        {
+            "keyword_search",
+            "vector_search",
+            "code_keyword_search",
+            "code_vector_search",
+            "source_versions",
+            "page_dates",
+        }
+        | {"close"}
+    )
 
     def __init__(self, inner: Any, seconds: float) -> None:
         self._inner = inner
