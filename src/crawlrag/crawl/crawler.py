@@ -12,7 +12,8 @@ robots.txt Crawl-delay) and results are yielded as they complete. A fetch is onl
 `pages stored + fetches in flight < max_pages`, so the crawl never downloads pages it would have to throw away.
 Closing or cancelling the iterator cancels the fetches in flight. A crawl that runs longer than
 CRAWL_TIMEOUT_SECONDS stops: fetches in flight are cancelled and every URL not done is reported as skipped.
-The stored-page lookups (`validators`) are blocking store calls: they run in worker threads.
+The stored-page lookups (`validators`, `fresh`) are blocking store calls: they run in worker threads.
+With `fresh`, a sitemap page whose `<lastmod>` is not newer than the stored copy is not fetched at all.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import math
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import TypeAlias
 from urllib.parse import urlsplit
@@ -38,7 +40,7 @@ from crawlrag.crawl.http import FetchError, HttpClient
 from crawlrag.crawl.politeness import HostGate
 from crawlrag.crawl.results import CrawlProgress, CrawlRequest, PageFailure, PageSkipped
 from crawlrag.crawl.robots import RobotsRules, RobotsUnavailableError
-from crawlrag.crawl.sitemap import NotASitemapError, SitemapError, collect_sitemap_urls
+from crawlrag.crawl.sitemap import NotASitemapError, SitemapError, collect_sitemap
 from crawlrag.crawl.urls import (
     is_llms_txt,
     normalize_url,
@@ -60,6 +62,8 @@ MIN_URL_BUDGET = 100
 
 Validators: TypeAlias = tuple[str | None, str | None]
 ValidatorLookup: TypeAlias = Callable[[str], Validators | None]
+# fresh(url, lastmod): whether the stored copy of `url` is at least as new as its sitemap `<lastmod>`.
+FreshLookup: TypeAlias = Callable[[str, datetime], bool]
 CrawlResult: TypeAlias = Page | PageFailure | PageSkipped
 
 
@@ -102,11 +106,13 @@ class Crawler:
         *,
         validators: ValidatorLookup | None = None,
         on_progress: Callable[[CrawlProgress], None] | None = None,
+        fresh: FreshLookup | None = None,
     ) -> AsyncIterator[CrawlResult]:
         """Yield one result per URL tried, as fetches complete.
 
         `validators(url)` returns the stored (etag, last_modified) of a page, or None; pages that did not
-        change come back as `PageSkipped(url, "not modified")`. Raises `CrawlInputError` (before yielding
+        change come back as `PageSkipped(url, "not modified")`, as do sitemap pages that `fresh` says are not
+        newer than their `<lastmod>` (those are not requested). Raises `CrawlInputError` (before yielding
         anything) when the start URL is unusable or not allowed.
         """
         if self._fetcher is None or self._http is None:
@@ -118,7 +124,9 @@ class Crawler:
             enabled=self._settings.respect_robots_txt,
             max_crawl_delay=self._settings.max_crawl_delay_seconds,
         )
-        run = _CrawlRun(self._settings, self._http, self._fetcher, robots, request, start, validators, on_progress)
+        run = _CrawlRun(
+            self._settings, self._http, self._fetcher, robots, request, start, validators, on_progress, fresh
+        )
         async with aclosing(run.results()) as results:
             async for result in results:
                 yield result
@@ -164,6 +172,7 @@ class _CrawlRun:
         start: str,
         validators: ValidatorLookup | None,
         on_progress: Callable[[CrawlProgress], None] | None,
+        fresh: FreshLookup | None = None,
     ) -> None:
         self._settings = settings
         self._validators = validators
@@ -187,6 +196,8 @@ class _CrawlRun:
         self._url_budget = max(URL_BUDGET_PER_PAGE * request.max_pages, MIN_URL_BUDGET)
         self._over_budget = False
         self._hosts = HostGate(settings.max_concurrent_per_host)
+        self._fresh_lookup = fresh
+        self._lastmod: dict[str, datetime] = {}  # sitemap <lastmod> by page URL
 
     async def results(self) -> AsyncGenerator[CrawlResult, None]:
         deadline = anyio.current_time() + self._settings.crawl_timeout_seconds
@@ -254,7 +265,7 @@ class _CrawlRun:
         self._keys.add(page_key(start))
         if kind == "sitemap":
             try:
-                urls = await collect_sitemap_urls(
+                listing = await collect_sitemap(
                     self._http,
                     start,
                     max_urls=self._settings.max_sitemap_urls,
@@ -266,10 +277,15 @@ class _CrawlRun:
             except (FetchError, SitemapError) as exc:
                 return [PageFailure(start, f"sitemap could not be read: {exc}")]
             else:
-                log.info("sitemap %s lists %d URLs", start, len(urls))
-                return [
+                log.info("sitemap %s lists %d URLs", start, len(listing.urls))
+                self._lastmod = listing.lastmod
+                # A child sitemap that could not be read is a failure: the crawl may miss the pages it lists.
+                problems: list[CrawlResult] = [
+                    PageFailure(url, f"sitemap could not be read: {reason}") for url, reason in listing.problems
+                ]
+                return problems + [
                     skip
-                    for position, url in enumerate(urls)
+                    for position, url in enumerate(listing.urls)
                     if (skip := self._discover(url, 0, 0, (position,), report_other_site=True))
                 ]
         # Text files are stored as they are; only an llms.txt leads on, one level, to the pages it lists.
@@ -320,10 +336,13 @@ class _CrawlRun:
 
     async def _process(self, item: _Item, send: MemoryObjectSendStream[_Done]) -> None:
         with self._scopes[item.url], send:
-            stored = await self._stored(item.url)
-            # Conditional requests only where the body is not needed to find more links.
-            conditional = stored if item.depth >= item.limit else None
-            outcome = await self._fetch(item, conditional)
+            stored = None
+            if await self._fresh(item.url):  # unchanged by its sitemap <lastmod>: not even a conditional request
+                outcome = FetchOutcome(item.url, item.url, PageSkipped(item.url, "not modified"))
+            else:
+                stored = await self._stored(item.url)
+                # Conditional requests only where the body is not needed to find more links.
+                outcome = await self._fetch(item, stored if item.depth >= item.limit else None)
             if isinstance(outcome.result, FetchedDocument):
                 # The stored copy, if any, is filed under the URL the redirect led to (or the page's canonical).
                 filed_under = self._canonical_of(outcome.result) or outcome.final_url
@@ -406,6 +425,12 @@ class _CrawlRun:
         self._claimed.add(page_key(canonical))
         self._seen.add(canonical)
         return canonical
+
+    async def _fresh(self, url: str) -> bool:
+        lastmod = self._lastmod.get(url)
+        if self._fresh_lookup is None or lastmod is None:
+            return False
+        return await anyio.to_thread.run_sync(self._fresh_lookup, url, lastmod)
 
     async def _stored(self, url: str) -> Validators | None:
         if self._validators is None:

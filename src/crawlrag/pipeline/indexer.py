@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import anyio
@@ -58,6 +59,7 @@ class _Prepared:
     hashes: list[str]
     examples: list[CodeExample]
     reprocessed: bool
+    new: bool  # no page was stored under its URL
 
 
 class Indexer:
@@ -82,19 +84,27 @@ class Indexer:
         self._known_sources: set[str] = set()
         self._chunk_size = settings.chunk_size
         self._force = False
+        self._refresh = False
         self._fingerprint = ""
         self._token_counter: TokenCounter | None = None
         self._max_tokens: int | None = None
 
     async def run(
-        self, request: CrawlRequest | CrawlOptions, on_progress: Callable[[IndexProgress], None] | None = None
+        self,
+        request: CrawlRequest | CrawlOptions,
+        on_progress: Callable[[IndexProgress], None] | None = None,
+        *,
+        refresh: bool = False,
     ) -> IndexReport:
+        """Crawl and index. A `refresh` re-runs a recorded crawl: sitemap pages whose `<lastmod>` is not newer
+        than the stored copy are not fetched, and the crawl is not recorded again (see `record_crawl`)."""
         options = request if isinstance(request, CrawlOptions) else CrawlOptions.from_request(request)
         # Folders, files, archives and repositories are read by crawlrag.local (under ALLOWED_PATHS), not fetched.
         local = is_local_target(options.url)
         start = None if local else normalize_url(options.url)  # a bad URL fails here, before any work starts
         self._chunk_size = options.chunk_size_for(self.settings)
         self._force = options.force
+        self._refresh = refresh
         self._fingerprint = index_fingerprint(
             self.settings, chunk_size=self._chunk_size, embedding_model=self.embedder.model_name
         )
@@ -115,6 +125,8 @@ class Indexer:
             report.time_limit_reached = deadline.cancelled_caught
             with anyio.CancelScope(shield=True):  # a summary is a few store calls; a cancelled run still gets it
                 await anyio.to_thread.run_sync(self._summarize_sources, report, start)
+                if not refresh:
+                    await anyio.to_thread.run_sync(self._record_crawl, options, report)
         except BaseExceptionGroup as group_error:
             # Callers expect the error itself (a refused URL, a model mismatch), not the task group around it.
             # The run nests two task groups, so a single error can sit inside two groups.
@@ -167,7 +179,12 @@ class Indexer:
             pages = (
                 crawl_local(request.url, self.settings, request, LocalOptions(options.source_id, options.ref))
                 if is_local_target(request.url)
-                else self.crawler.crawl(request, validators=self._validators, on_progress=crawl_progress)
+                else self.crawler.crawl(
+                    request,
+                    validators=self._validators,
+                    on_progress=crawl_progress,
+                    fresh=self._fresh if self._refresh else None,
+                )
             )
             async for item in pages:
                 report.timings["crawl"] += time.perf_counter() - waited
@@ -177,12 +194,14 @@ class Indexer:
                     report.failures.append(item)
                 elif isinstance(item, PageSkipped):
                     if item.reason == "not modified":
+                        report.reached.add(item.url)
                         await ready.wait()  # the source's model is checked before the page counts as unchanged
                         await self._unchanged_by_validators(item.url, report)
                     else:
                         progress.skipped += 1
                         report.skipped.append(item)
                 else:
+                    report.reached.add(item.url)
                     report.source_ids.add(item.source_id)
                     report.timings["convert"] += item.convert_seconds  # part of "crawl", shown on its own
                     await send.send(item)
@@ -195,6 +214,19 @@ class Indexer:
         if stored is None or self._force or stored.fingerprint != self._fingerprint:
             return None
         return stored.etag, stored.last_modified
+
+    def _fresh(self, url: str, lastmod: datetime) -> bool:
+        """Whether the stored page is at least as new as its sitemap `<lastmod>` (and needs no processing)."""
+        stored = self.store.get_page(url)
+        if stored is None or self._force or stored.fingerprint != self._fingerprint:
+            return False
+        return stored.crawled_at >= lastmod
+
+    def _record_crawl(self, options: CrawlOptions, report: IndexReport) -> None:
+        """Remember the crawl with each source it stored pages of, for `crawlrag refresh` and the schedule."""
+        for source_id, urls in report.pages_by_source.items():
+            if urls:
+                self.store.record_crawl(source_id, options.url, options.to_stored(), options.refresh_interval_hours)
 
     async def _unchanged_by_validators(self, url: str, report: IndexReport) -> None:
         stored = await anyio.to_thread.run_sync(self.store.get_page, url)
@@ -279,6 +311,8 @@ class Indexer:
         else:
             progress.stored += 1
         progress.reprocessed += item.reprocessed
+        progress.added += item.new
+        progress.changed += not item.new and not item.reprocessed
         progress.chunks_stored += len(item.chunks)
         report.pages_by_source[item.page.source_id].append(item.page.url)
 
@@ -301,7 +335,8 @@ class Indexer:
         if len(chunks) > limit:
             self._skip(report, page.url, limit, str(len(chunks)))
             return None
-        return _Prepared(page, chunks, texts, [content_hash(text) for text in texts], examples, reprocessed)
+        hashes = [content_hash(text) for text in texts]
+        return _Prepared(page, chunks, texts, hashes, examples, reprocessed, new=stored is None)
 
     def _stored_page(self, page: Page) -> StoredPage | None:
         self._ensure_source(page.source_id)

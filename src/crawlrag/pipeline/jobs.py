@@ -28,7 +28,8 @@ from crawlrag.embeddings import Embedder, EmbeddingError
 from crawlrag.models import INTERRUPTED_REASON, CrawlJob, JobStatus, utcnow
 from crawlrag.pipeline.failures import SystemicError
 from crawlrag.pipeline.indexer import Indexer, IndexProgress, IndexReport
-from crawlrag.pipeline.options import CrawlOptions
+from crawlrag.pipeline.options import REFRESH_KIND, CrawlOptions
+from crawlrag.pipeline.refresh import Refresher
 from crawlrag.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -233,6 +234,10 @@ class JobManager:
     def live(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 
+    def active(self) -> list[Job]:
+        """The jobs of this process that are queued or running."""
+        return [job for job in self._jobs.values() if not job.record.status.finished]
+
     async def record(self, job_id: str) -> CrawlJob | None:
         job = self._jobs.get(job_id)
         if job is not None:
@@ -289,8 +294,12 @@ class JobManager:
                     problem = self.embedder_problem()
                     if problem is not None:  # known broken: fail now rather than fetch a site to embed nothing
                         raise SystemicError(f"the embedding model cannot be used: {problem}")
-                    indexer = Indexer(self.settings, self.store, self.embedder, self.crawler)
-                    job.report = await indexer.run(job.options, on_progress)
+                    if job.options.kind == REFRESH_KIND:
+                        refresher = Refresher(self.settings, self.store, self.embedder, self.crawler)
+                        job.report = await refresher.run(job.options, on_progress)
+                    else:
+                        indexer = Indexer(self.settings, self.store, self.embedder, self.crawler)
+                        job.report = await indexer.run(job.options, on_progress)
             if job.report is None:
                 self._finish(job, JobStatus.CANCELLED, job.cancel_reason)
             else:

@@ -148,6 +148,19 @@ MIGRATIONS: list[str] = [
     ALTER TABLE crawl_jobs ADD COLUMN started_at timestamptz;
     ALTER TABLE crawl_jobs ADD COLUMN finished_at timestamptz;
     """,
+    # refresh: the crawls each source was made with (a refresh runs them again) and its refresh schedule
+    """
+    CREATE TABLE source_crawls (
+        source_id text NOT NULL REFERENCES sources (source_id) ON DELETE CASCADE,
+        url text NOT NULL,
+        options jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (source_id, url)
+    );
+    ALTER TABLE sources ADD COLUMN refresh_interval_hours double precision;
+    ALTER TABLE sources ADD COLUMN refreshed_at timestamptz;
+    """,
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -21,8 +21,16 @@ from crawlrag.models import (
     StoredPage,
     utcnow,
 )
-from crawlrag.store import sqlite_jobs, sqlite_reindex, sqlite_write
-from crawlrag.store.base import EmbeddingMismatchError, PageWrite, SourceEmbeddings, SourceTexts, StoreError
+from crawlrag.store import sqlite_jobs, sqlite_refresh, sqlite_reindex, sqlite_write
+from crawlrag.store.base import (
+    EmbeddingMismatchError,
+    PageWrite,
+    RefreshSchedule,
+    SourceCrawl,
+    SourceEmbeddings,
+    SourceTexts,
+    StoreError,
+)
 from crawlrag.store.query_terms import TermShares, fts5_match, keyword_terms
 from crawlrag.store.sqlite_errors import begin_immediate, translated_errors
 from crawlrag.store.sqlite_schema import migrate
@@ -288,6 +296,39 @@ class SQLiteStore:
                 ):
                     found[embed_hash] = np.frombuffer(blob, dtype=np.float32)
         return found
+
+    # --- refresh ------------------------------------------------------------------------------------------------
+    def record_crawl(
+        self, source_id: str, url: str, options: Mapping[str, Any], refresh_interval_hours: float | None = None
+    ) -> None:
+        with self._write() as conn:
+            sqlite_refresh.record_crawl(conn, source_id, url, options, refresh_interval_hours)
+
+    def source_crawls(self, source_id: str) -> list[SourceCrawl]:
+        with self._read() as conn:
+            return sqlite_refresh.source_crawls(conn, source_id)
+
+    def refresh_schedule(self) -> list[RefreshSchedule]:
+        with self._read() as conn:
+            return sqlite_refresh.refresh_schedule(conn)
+
+    def mark_refreshed(self, source_id: str) -> None:
+        with self._write() as conn:
+            sqlite_refresh.mark_refreshed(conn, source_id)
+
+    def source_page_urls(self, source_id: str) -> list[str]:
+        with self._read() as conn:
+            return sqlite_refresh.source_page_urls(conn, source_id)
+
+    def delete_pages(self, source_id: str, urls: Sequence[str]) -> int:
+        if not urls:
+            return 0
+        with self._write() as conn:
+            deleted, chunk_ids, code_ids = sqlite_refresh.delete_pages(conn, source_id, urls)
+        with self._index_lock:  # after the commit, as for write_page
+            self._chunk_index.remove(chunk_ids)
+            self._code_index.remove(code_ids)
+        return deleted
 
     # --- search -------------------------------------------------------------------------------------------------
     def _rows_by_id(self, table: str, columns: str, ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:

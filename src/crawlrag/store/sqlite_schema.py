@@ -112,6 +112,19 @@ MIGRATIONS: list[str] = [
     ALTER TABLE jobs ADD COLUMN started_at TEXT;
     ALTER TABLE jobs ADD COLUMN finished_at TEXT;
     """,
+    # refresh: the crawls each source was made with (a refresh runs them again) and its refresh schedule
+    """
+    CREATE TABLE source_crawls (
+        source_id TEXT NOT NULL REFERENCES sources(source_id) ON DELETE CASCADE,
+        url TEXT NOT NULL,
+        options TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (source_id, url)
+    );
+    ALTER TABLE sources ADD COLUMN refresh_interval_hours REAL;
+    ALTER TABLE sources ADD COLUMN refreshed_at TEXT;
+    """,
 ]
 
 

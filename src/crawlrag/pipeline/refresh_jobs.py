@@ -1,0 +1,33 @@
+"""Starting refresh jobs: one per source at a time, never beside a running crawl of the same source."""
+
+from __future__ import annotations
+
+import anyio
+
+from crawlrag.pipeline.jobs import Job, JobError, JobManager
+from crawlrag.pipeline.options import REFRESH_KIND
+from crawlrag.pipeline.refresh import job_source, refresh_options, select_sources
+
+
+def active_job(jobs: JobManager, source_id: str) -> Job | None:
+    """A queued or running job (crawl or refresh) of this process on `source_id`."""
+    return next((job for job in jobs.active() if job_source(job.options) == source_id), None)
+
+
+async def start_refresh(jobs: JobManager, source_id: str) -> Job:
+    """Start a refresh job of the source, or return the one already running; JobError while a crawl of it runs."""
+    running = active_job(jobs, source_id)
+    if running is not None:
+        if running.options.kind == REFRESH_KIND:
+            return running
+        raise JobError(
+            f"crawl job {running.job_id} of {source_id!r} is {running.record.status.value}; refresh it once it ends"
+        )
+    options = await anyio.to_thread.run_sync(refresh_options, jobs.store, jobs.settings, source_id)
+    return await jobs.submit(options)
+
+
+async def start_refreshes(jobs: JobManager, source: str | None = None) -> list[Job]:
+    """Refresh jobs for the selected sources (see `select_sources`), one per source."""
+    chosen = await anyio.to_thread.run_sync(select_sources, jobs.store, source)
+    return [await start_refresh(jobs, source_id) for source_id in chosen]
