@@ -31,6 +31,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "list_crawl_jobs": {"limit": 5},
     "cancel_crawl": {"job_id": "3f2a9c0d1e4b4f6a8b7c6d5e4f3a2b1c"},
     "resume_crawl": {"job_id": "3f2a9c0d1e4b4f6a8b7c6d5e4f3a2b1c"},
+    "refresh_source": {"source": "docs.example.com"},
 }
 
 

@@ -98,6 +98,22 @@ def refresh_options(store: Store, settings: Settings, source_id: str) -> CrawlOp
     )
 
 
+def refresh_plans(store: Store, settings: Settings, source: str | None = None) -> tuple[list[CrawlOptions], list[str]]:
+    """Refresh job options for the selected sources, and why selected sources cannot be refreshed.
+
+    A source named by the caller that cannot be refreshed raises RefreshInputError; with every source selected,
+    those without a recorded crawl are left out and named in the second list."""
+    plans, problems = [], []
+    for source_id in select_sources(store, source):
+        try:
+            plans.append(refresh_options(store, settings, source_id))
+        except CrawlInputError as exc:
+            if source is not None:
+                raise
+            problems.append(str(exc))
+    return plans, problems
+
+
 def job_source(options: CrawlOptions) -> str | None:
     """The source a job crawls or refreshes (None for a local target without a given source id)."""
     if options.kind == REFRESH_KIND or is_local_target(options.url):

@@ -6,7 +6,7 @@ import anyio
 
 from crawlrag.pipeline.jobs import Job, JobError, JobManager
 from crawlrag.pipeline.options import REFRESH_KIND
-from crawlrag.pipeline.refresh import job_source, refresh_options, select_sources
+from crawlrag.pipeline.refresh import RefreshInputError, job_source, refresh_options, select_sources
 
 
 def active_job(jobs: JobManager, source_id: str) -> Job | None:
@@ -27,7 +27,16 @@ async def start_refresh(jobs: JobManager, source_id: str) -> Job:
     return await jobs.submit(options)
 
 
-async def start_refreshes(jobs: JobManager, source: str | None = None) -> list[Job]:
-    """Refresh jobs for the selected sources (see `select_sources`), one per source."""
+async def start_refreshes(jobs: JobManager, source: str | None = None) -> tuple[list[Job], list[str]]:
+    """Refresh jobs for the selected sources (see `select_sources`), one per source, and why selected sources
+    were not refreshed. A source the caller named that cannot be refreshed raises instead."""
     chosen = await anyio.to_thread.run_sync(select_sources, jobs.store, source)
-    return [await start_refresh(jobs, source_id) for source_id in chosen]
+    started, problems = [], []
+    for source_id in chosen:
+        try:
+            started.append(await start_refresh(jobs, source_id))
+        except (JobError, RefreshInputError) as exc:
+            if source is not None:
+                raise
+            problems.append(str(exc))
+    return started, problems

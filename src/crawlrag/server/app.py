@@ -11,6 +11,7 @@ from mcp.server.mcpserver import MCPServer
 from crawlrag.server.budget import answer_token_counter
 from crawlrag.server.crawl_tools import ended_answer, register_crawl_tools
 from crawlrag.server.page_tools import register_page_tools
+from crawlrag.server.refresh_tools import register_refresh_tools
 from crawlrag.server.runtime import ServerRuntime, package_version
 from crawlrag.server.search_tools import register_search_tools
 from crawlrag.server.tasks import CrawlTasks
@@ -21,6 +22,7 @@ INSTRUCTIONS = """\
 crawlrag crawls documentation sites into a local index and searches it.
 - Crawl with smart_crawl_url (a site, sitemap.xml or llms.txt) or crawl_single_page. A long crawl returns a job_id
   and status "running": follow it with get_crawl_status; pages are searchable as soon as they are stored.
+- refresh_source crawls a source again: changed and new pages are indexed, pages gone from the site removed.
 - get_available_sources lists what has been crawled; perform_rag_query searches it (optionally one source) and
   returns page sections within max_tokens; fetch_page returns a crawled page's markdown.
 - Clients with the tasks extension get crawls as tasks: poll tasks/get, stop with tasks/cancel.
@@ -37,6 +39,7 @@ def build_mcp_server(runtime: ServerRuntime, *, lifespan: Lifespan | None = None
     register_search_tools(tools, runtime, counter)
     register_page_tools(tools, runtime, counter)
     register_crawl_tools(tools, runtime)
+    register_refresh_tools(tools, runtime)
     # No `logging` capability: it is deprecated in 2026-07-28 and crawlrag logs to stderr only.
     return MCPServer(
         name="crawlrag",

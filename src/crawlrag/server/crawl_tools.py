@@ -35,6 +35,9 @@ MaxPages = Annotated[int | None, Field(description="Stop after this many pages (
 Include = Annotated[list[str] | None, Field(description='Only crawl URLs matching a glob, e.g. ["*/docs/*"]')]
 Exclude = Annotated[list[str] | None, Field(description='Skip URLs matching any of these globs, e.g. ["*/blog/*"]')]
 JobId = Annotated[str, Field(description="The job_id a crawl tool returned (see list_crawl_jobs)")]
+RefreshHours = Annotated[
+    float | None, Field(description="Hours between refreshes of this source by the server (0: never)")
+]
 
 MAX_LISTED_PROBLEMS = 20
 RUNNING_MESSAGE = (
@@ -139,12 +142,15 @@ def register_crawl_tools(tools: ToolSet, runtime: ServerRuntime) -> None:
         include: Include = None,
         exclude: Exclude = None,
         force: Force = False,
+        refresh_interval_hours: RefreshHours = None,
     ) -> ToolResult:
         """Crawl a documentation site and store its pages for perform_rag_query.
 
         The URL may be a page (links on the same site are followed to max_depth), a sitemap.xml (its pages are
         crawled) or an llms.txt / text file. Pages already stored and unchanged are recognised and skipped, unless
         the index settings (chunk size, code examples, contextual embeddings, model) changed or force is true.
+
+        With refresh_interval_hours, a running server refreshes the source that often (see refresh_source).
 
         Waits up to CRAWL_WAIT_SECONDS (sending progress notifications when the client asks for them); a crawl
         still running then continues in the background and the result has its job_id and status "running".
@@ -159,6 +165,7 @@ def register_crawl_tools(tools: ToolSet, runtime: ServerRuntime) -> None:
             exclude=exclude,
             chunk_size=chunk_size,
             force=force,
+            refresh_interval_hours=refresh_interval_hours,
         )
         return await wait_and_answer(ctx, await runtime.jobs.submit(options))
 
