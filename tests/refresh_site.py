@@ -2,7 +2,7 @@
 
 Pages answer with an ETag (the body's hash) and honour If-None-Match with 304, like a real static host; a
 sitemap lists every page with its `<lastmod>`. `status` makes every request answer that status (a site that is
-down); `failing` makes single paths answer 500.
+down); `failing` makes single paths answer 500; `delay` slows every page down.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,7 @@ class ChangingSite:
     lastmod: dict[str, datetime] = field(default_factory=dict)  # path -> sitemap <lastmod>
     status: int | None = None
     failing: set[str] = field(default_factory=set)
+    delay: float = 0.0
     base_url: str = ""
     requests: list[tuple[str, int]] = field(default_factory=list)  # (path, status answered)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -77,6 +79,8 @@ def serve_changing(site: ChangingSite) -> Iterator[ChangingSite]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
+            if site.delay:
+                time.sleep(site.delay)
             status, headers, body = site.answer(path, {k.lower(): v for k, v in self.headers.items()})
             with site._lock:
                 site.requests.append((path, status))
