@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from crawlrag.crawl.urls import CrawlInputError
 from crawlrag.pipeline.bounds import CONCURRENCY_RANGE, DEPTH_RANGE, PAGES_RANGE
@@ -41,7 +41,7 @@ class PageFailure:
 
     url: str
     reason: str
-    status: int | None = None
+    status: int | None = field(default=None, compare=False)  # detail: a failure is its URL and reason
 
 
 @dataclass(frozen=True)
