@@ -203,3 +203,18 @@ async def test_refresh_selection_names_the_known_sources(settings: Settings, emb
             select_sources(context.store, "nowhere.example")
     finally:
         context.close()
+
+
+async def test_refresh_of_an_unchanged_site_sends_only_conditional_requests(
+    settings: Settings, embedder: LocalEmbedder
+) -> None:
+    with serve_changing(docs_site("same")) as site:
+        (crawled,) = await run_jobs(settings, embedder, crawl(settings, site.url("/")))
+        site.requests.clear()
+        (refreshed,) = await run_jobs(settings, embedder, refresh(site.source_id))
+
+    assert report(crawled)["pages_added"] == 4
+    result = report(refreshed)
+    assert result["pages_unchanged"] == 4 and result["chunks_embedded"] == 0 and result["pages_removed"] == 0
+    # The home page's links were stored with it: a 304 leads on to them, no page is downloaded again.
+    assert sorted(site.requests) == sorted((path, 304) for path in ("/", "/a.html", "/b.html", "/c.html"))

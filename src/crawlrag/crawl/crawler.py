@@ -22,10 +22,10 @@ import logging
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from types import TracebackType
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 from urllib.parse import urlsplit
 
 import anyio
@@ -60,8 +60,18 @@ log = logging.getLogger(__name__)
 URL_BUDGET_PER_PAGE = 10
 MIN_URL_BUDGET = 100
 
-Validators: TypeAlias = tuple[str | None, str | None]
-ValidatorLookup: TypeAlias = Callable[[str], Validators | None]
+
+class Validators(NamedTuple):
+    """What is stored of a page for a conditional request: its validators and, when recorded, its links (a page
+    whose links are known is requested conditionally even where its links are needed: a 304 leads on to them)."""
+
+    etag: str | None
+    last_modified: str | None
+    links: tuple[str, ...] | None = None
+
+
+# A lookup may also answer a plain (etag, last_modified) pair.
+ValidatorLookup: TypeAlias = Callable[[str], Validators | tuple[str | None, str | None] | None]
 # fresh(url, lastmod): whether the stored copy of `url` is at least as new as its sitemap `<lastmod>`.
 FreshLookup: TypeAlias = Callable[[str, datetime], bool]
 CrawlResult: TypeAlias = Page | PageFailure | PageSkipped
@@ -341,8 +351,12 @@ class _CrawlRun:
                 outcome = FetchOutcome(item.url, item.url, PageSkipped(item.url, "not modified"))
             else:
                 stored = await self._stored(item.url)
-                # Conditional requests only where the body is not needed to find more links.
-                outcome = await self._fetch(item, stored if item.depth >= item.limit else None)
+                # Conditional requests where the body is not needed to find more links, or the links are stored.
+                leaf = item.depth >= item.limit
+                conditional = stored if stored is not None and (leaf or stored.links is not None) else None
+                outcome = await self._fetch(item, conditional)
+                if conditional is not None and conditional.links and _not_modified(outcome):
+                    outcome = replace(outcome, links=conditional.links)
             if isinstance(outcome.result, FetchedDocument):
                 # The stored copy, if any, is filed under the URL the redirect led to (or the page's canonical).
                 filed_under = self._canonical_of(outcome.result) or outcome.final_url
@@ -361,7 +375,8 @@ class _CrawlRun:
             host = urlsplit(item.url).netloc
             async with self._hosts.slot(host):
                 await self._hosts.wait_turn(host, await self._robots.crawl_delay(item.url))
-                return await self._fetcher.fetch(item.url, validators=conditional)
+                validators = None if conditional is None else (conditional.etag, conditional.last_modified)
+                return await self._fetcher.fetch(item.url, validators=validators)
         except Exception as exc:  # one broken page must not end the crawl
             log.exception("unexpected error while crawling %s", item.url)
             return FetchOutcome(item.url, item.url, PageFailure(item.url, f"internal error: {exc!r}"))
@@ -399,6 +414,7 @@ class _CrawlRun:
                     last_modified=result.last_modified,
                     kind=result.kind,
                     convert_seconds=result.convert_seconds,
+                    links=outcome.links,
                 )
         else:
             yield result
@@ -435,7 +451,10 @@ class _CrawlRun:
     async def _stored(self, url: str) -> Validators | None:
         if self._validators is None:
             return None
-        return await anyio.to_thread.run_sync(self._validators, url)
+        found = await anyio.to_thread.run_sync(self._validators, url)
+        if found is None or isinstance(found, Validators):
+            return found
+        return Validators(found[0], found[1])
 
     def _counted(self, result: CrawlResult) -> CrawlResult:
         # An unchanged page is still one of the site's pages: counting it keeps a re-crawl to the same page set
@@ -459,8 +478,12 @@ class _CrawlRun:
         return result
 
 
+def _not_modified(outcome: FetchOutcome) -> bool:
+    return isinstance(outcome.result, PageSkipped) and outcome.result.reason == "not modified"
+
+
 def _unchanged(stored: Validators, document: FetchedDocument) -> bool:
-    etag, last_modified = stored
+    etag, last_modified = stored.etag, stored.last_modified
     if etag and document.etag:
         return etag.removeprefix("W/") == document.etag.removeprefix("W/")
     if last_modified and document.last_modified:

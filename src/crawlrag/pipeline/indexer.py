@@ -24,6 +24,7 @@ from crawlrag.chunking import chunk_markdown
 from crawlrag.code_examples import extract_code_examples
 from crawlrag.config import Settings
 from crawlrag.crawl import Crawler, CrawlProgress, CrawlRequest, PageFailure, PageSkipped
+from crawlrag.crawl.crawler import Validators
 from crawlrag.crawl.urls import normalize_url, url_kind
 from crawlrag.embeddings import Embedder, EmbeddingError
 from crawlrag.llm import Enricher, build_enricher
@@ -208,12 +209,12 @@ class Indexer:
                 notify(progress)
                 waited = time.perf_counter()
 
-    def _validators(self, url: str) -> tuple[str | None, str | None] | None:
-        """The stored page's (etag, last_modified) for a conditional request, unless it has to be processed again."""
+    def _validators(self, url: str) -> Validators | None:
+        """The stored page's validators and links for a conditional request, unless it has to be processed again."""
         stored = self.store.get_page(url)
         if stored is None or self._force or stored.fingerprint != self._fingerprint:
             return None
-        return stored.etag, stored.last_modified
+        return Validators(stored.etag, stored.last_modified, stored.links)
 
     def _fresh(self, url: str, lastmod: datetime) -> bool:
         """Whether the stored page is at least as new as its sitemap `<lastmod>` (and needs no processing)."""

@@ -243,12 +243,13 @@ class PostgresStore:
         with self._connection() as conn:
             row = conn.execute(
                 "SELECT url, source_id, title, content_hash, chunk_count, etag, last_modified, crawled_at, kind,"
-                " index_fingerprint FROM pages WHERE url = %s",
+                " index_fingerprint, links FROM pages WHERE url = %s",
                 (clean(url),),
             ).fetchone()
         if row is None:
             return None
-        return StoredPage(*row[:7], crawled_at=row[7].astimezone(UTC), kind=row[8], fingerprint=row[9])
+        links = tuple(row[10]) if row[10] is not None else None
+        return StoredPage(*row[:7], crawled_at=row[7].astimezone(UTC), kind=row[8], fingerprint=row[9], links=links)
 
     def page_markdown(self, url: str) -> str | None:
         with self._connection() as conn:

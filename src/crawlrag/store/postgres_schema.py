@@ -160,6 +160,8 @@ MIGRATIONS: list[str] = [
     );
     ALTER TABLE sources ADD COLUMN refresh_interval_hours double precision;
     ALTER TABLE sources ADD COLUMN refreshed_at timestamptz;
+    -- a page's links when it was stored: a page that did not change (304) still leads on
+    ALTER TABLE pages ADD COLUMN links jsonb;
     """,
 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -238,12 +239,15 @@ class SQLiteStore:
         with self._read() as conn:
             row = conn.execute(
                 "SELECT url, source_id, title, content_hash, chunk_count, etag, last_modified, crawled_at, kind,"
-                " index_fingerprint FROM pages WHERE url = ?",
+                " index_fingerprint, links FROM pages WHERE url = ?",
                 (url,),
             ).fetchone()
         if row is None:
             return None
-        return StoredPage(*row[:7], crawled_at=datetime.fromisoformat(row[7]), kind=row[8], fingerprint=row[9])
+        links = tuple(json.loads(row[10])) if row[10] is not None else None
+        return StoredPage(
+            *row[:7], crawled_at=datetime.fromisoformat(row[7]), kind=row[8], fingerprint=row[9], links=links
+        )
 
     def page_markdown(self, url: str) -> str | None:
         with self._read() as conn:

@@ -124,6 +124,8 @@ MIGRATIONS: list[str] = [
     );
     ALTER TABLE sources ADD COLUMN refresh_interval_hours REAL;
     ALTER TABLE sources ADD COLUMN refreshed_at TEXT;
+    -- a page's links (JSON list) when it was stored: a page that did not change (304) still leads on
+    ALTER TABLE pages ADD COLUMN links TEXT;
     """,
 ]
 
