@@ -120,7 +120,8 @@ class Crawler:
     ) -> AsyncIterator[CrawlResult]:
         """Yield one result per URL tried, as fetches complete.
 
-        `validators(url)` returns the stored (etag, last_modified) of a page, or None; pages that did not
+        `validators(url)` returns the stored `Validators` of a page (etag, last_modified and, when known, its
+        links: then even a page whose links are needed is asked conditionally), or None; pages that did not
         change come back as `PageSkipped(url, "not modified")`, as do sitemap pages that `fresh` says are not
         newer than their `<lastmod>` (those are not requested). Raises `CrawlInputError` (before yielding
         anything) when the start URL is unusable or not allowed.
