@@ -226,8 +226,12 @@ class Indexer:
     def _record_crawl(self, options: CrawlOptions, report: IndexReport) -> None:
         """Remember the crawl with each source it stored pages of, for `crawlrag refresh` and the schedule."""
         for source_id, urls in report.pages_by_source.items():
-            if urls:
+            if not urls:
+                continue
+            try:
                 self.store.record_crawl(source_id, options.url, options.to_stored(), options.refresh_interval_hours)
+            except Exception:  # what was stored stays searchable; only the next refresh of this source is affected
+                log.exception("could not record the crawl of %s for refreshes", source_id)
 
     async def _unchanged_by_validators(self, url: str, report: IndexReport) -> None:
         stored = await anyio.to_thread.run_sync(self.store.get_page, url)
