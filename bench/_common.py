@@ -21,6 +21,7 @@ from crawlrag.config import Settings
 from crawlrag.context import AppContext
 from crawlrag.crawl import Crawler, CrawlRequest
 from crawlrag.pipeline.indexer import Indexer, IndexReport
+from crawlrag.pipeline.refresh import Refresher, refresh_options
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -48,6 +49,13 @@ async def index_site(context: AppContext, url: str, *, max_pages: int = 10_000, 
     )
     async with Crawler(context.settings) as crawler:
         return await Indexer(context.settings, context.store, context.embedder, crawler).run(request)
+
+
+async def refresh_source(context: AppContext, source_id: str) -> IndexReport:
+    """Refresh a source as `crawlrag refresh` does (its recorded crawls again, gone pages removed)."""
+    options = refresh_options(context.store, context.settings, source_id)
+    async with Crawler(context.settings) as crawler:
+        return await Refresher(context.settings, context.store, context.embedder, crawler).run(options)
 
 
 def bench_settings(db_path: Path, **overrides: object) -> Settings:

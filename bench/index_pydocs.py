@@ -4,7 +4,8 @@
 
 Prints pages, chunks, chunks embedded, total seconds, embedded chunks/s, pages/s, HTML-to-markdown pages/s,
 peak RSS, DB size and the time split. `--recrawl` indexes a second time into the same store (unchanged pages
-must be skipped).
+must be skipped), then runs a `refresh` of the source (as `crawlrag refresh`: conditional requests, nothing
+removed from the unchanged docs).
 `--baseline` repeats the run with float32 embeddings; with `--queries` (the retrieval benchmark's JSONL) each
 store is also searched (hybrid) so quality can be compared (MRR@10).
 """
@@ -22,7 +23,16 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import bench_settings, bert_gflop, ceiling_line, ceiling_share, index_site, matmul_gflops, serve_directory
+from _common import (
+    bench_settings,
+    bert_gflop,
+    ceiling_line,
+    ceiling_share,
+    index_site,
+    matmul_gflops,
+    refresh_source,
+    serve_directory,
+)
 from eval_retrieval import evaluate, load_queries
 
 from crawlrag.context import AppContext
@@ -50,6 +60,9 @@ def summarize(label: str, report: IndexReport, db: Path, precision: str) -> dict
         "pages_stored": p.stored,
         "pages_index": p.index,
         "pages_failed": p.failed,
+        "pages_added": p.added,
+        "pages_changed": p.changed,
+        "pages_removed": p.removed,
         "chunks": p.chunks_stored,
         "chunks_embedded": p.chunks_embedded,
         "total_s": round(report.seconds, 1),
@@ -126,6 +139,9 @@ def run_config(label: str, precision: str, args: argparse.Namespace, base: str, 
         for run in runs:
             report = asyncio.run(index_site(context, base + "index.html", max_pages=args.max_pages))
             rows.append(summarize(run, report, db, chosen))
+        if args.recrawl and label == "first":
+            (source_id,) = report.source_ids
+            rows.append(summarize("refresh", asyncio.run(refresh_source(context, source_id)), db, chosen))
         tokens = mean_chunk_tokens(db, context)
         for row in rows:
             add_ceiling_share(row, tokens, args.gflops)
@@ -142,7 +158,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=Path, default=DOCS)
     parser.add_argument("--max-pages", type=int, default=10_000)
-    parser.add_argument("--recrawl", action="store_true", help="index a second time into the same store")
+    parser.add_argument(
+        "--recrawl", action="store_true", help="index a second time into the same store, then refresh it"
+    )
     parser.add_argument("--baseline", action="store_true", help="also run with float32 embeddings")
     parser.add_argument("--queries", type=Path, help="JSONL queries: compare MRR@10 of the stores")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -32,6 +32,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "cancel_crawl": {"job_id": "3f2a9c0d1e4b4f6a8b7c6d5e4f3a2b1c"},
     "resume_crawl": {"job_id": "3f2a9c0d1e4b4f6a8b7c6d5e4f3a2b1c"},
     "delete_source": {"source": "docs.example.com", "version": "1.0", "confirm": True},
+    "refresh_source": {"source": "docs.example.com"},
 }
 
 

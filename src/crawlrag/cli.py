@@ -1,4 +1,4 @@
-"""The `crawlrag` command: crawl, jobs, search, sources, reindex, serve, health, db."""
+"""The `crawlrag` command: crawl, refresh, jobs, search, sources, reindex, serve, health, db."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from crawlrag.models import CrawlJob, JobStatus, SearchHit
 from crawlrag.pipeline.jobs import Job, JobManager, NoJobEvents
 from crawlrag.pipeline.options import CrawlOptions
 from crawlrag.pipeline.queue import open_job_queue
+from crawlrag.pipeline.refresh import refresh_plans
 from crawlrag.pipeline.reindex import Reindexer, sources_to_reindex
 from crawlrag.pipeline.report import IndexProgress, IndexReport
 from crawlrag.search import SearchInputError, SearchMode
@@ -192,6 +193,10 @@ def crawl(
             "--version", help="The site's version to file pages under (default: read from the URL's path, or latest)"
         ),
     ] = None,
+    refresh_every: Annotated[
+        float | None,
+        typer.Option(help="Hours between scheduled refreshes of this source by a running server (0: never)"),
+    ] = None,
 ) -> None:
     """Crawl a site, or read local documentation, and index it (recorded as a job: see `crawlrag jobs`)."""
     settings = _settings()
@@ -222,6 +227,7 @@ def crawl(
                 ref=ref,
                 version=version,
                 any_local=True,
+                refresh_interval_hours=refresh_every,
             )
             job = anyio.run(_crawl, context, options, json_output)
         except (CrawlInputError, StoreError) as exc:
@@ -278,6 +284,55 @@ def _job_view(record: CrawlJob) -> dict[str, Any]:
         "finished": iso(record.finished_at),
         "error": record.error,
     }
+
+
+@app.command()
+def refresh(
+    source: Annotated[str | None, typer.Option(help="Only this source (default: every source)")] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Only this version of the source (default: every version)")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the reports as JSON on stdout")] = False,
+) -> None:
+    """Crawl sources again as they were crawled: new and changed pages are indexed, gone ones removed."""
+    settings = _settings()
+    done: list[Job] = []
+    with _context(settings) as context:
+        try:
+            plans, problems = refresh_plans(context.store, settings, source, version)
+            for problem in problems:
+                err.print(f"[yellow]not refreshed:[/yellow] {escape(problem)}")
+            for options in plans:
+                err.print(f"refreshing {escape(options.source_id or options.url)}")
+                done.append(anyio.run(_crawl, context, options, json_output))
+                if done[-1].record.status is JobStatus.CANCELLED:
+                    break
+        except (CrawlInputError, StoreError) as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+    gc.freeze()
+    if json_output:
+        _print_json({"refreshes": [_job_summary(job) for job in done], "not_refreshed": problems})
+    for job in done:
+        record, report = job.record, job.report
+        if report is not None and not json_output:
+            p = report.progress
+            err.print(
+                f"{escape(job.options.source_id or record.url)}: [bold]{p.added}[/bold] added, {p.changed} changed, "
+                f"{p.unchanged} unchanged, {p.removed} removed, [{'red' if p.failed else 'green'}]{p.failed} "
+                f"failed[/] in {report.seconds:.1f}s"
+            )
+            if report.removal_skipped:
+                err.print(f"  [yellow]pages not reached were kept:[/yellow] {escape(report.removal_skipped)}")
+            for failure in report.failures[:20]:
+                err.print(f"  [red]failed[/red] {failure.url}: {failure.reason}")
+        if record.status is not JobStatus.COMPLETED:
+            err.print(f"[red]error:[/red] refresh {record.status.value}: {record.error or 'no reason recorded'}")
+    if any(job.record.status is JobStatus.CANCELLED for job in done):
+        _exit_now_if_command(EXIT_INTERRUPTED)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if any(job.record.status is not JobStatus.COMPLETED for job in done):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -14,7 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from crawlrag.limits import DEFAULT_RESULT_TOKENS, MAX_RESULT_TOKENS, MIN_RESULT_TOKENS
-from crawlrag.pipeline.bounds import CHUNK_SIZE_RANGE, CONCURRENCY_RANGE, DEPTH_RANGE, PAGES_RANGE
+from crawlrag.pipeline.bounds import CHUNK_SIZE_RANGE, CONCURRENCY_RANGE, DEPTH_RANGE, PAGES_RANGE, REFRESH_HOURS_RANGE
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_RERANKING_MODEL = "cross-encoder/ms-marco-MiniLM-L-6-v2"
@@ -198,6 +198,17 @@ class Settings(BaseSettings):
     # Streamable HTTP without sessions: behind a load balancer without sticky sessions, any server answers any
     # request of clients on the session-based protocol versions (newer protocol versions have no sessions anyway).
     http_stateless: bool = False
+    # --- scheduled refresh (issue 17, refresh) ----------------------------------------------------------------
+    # Hours between refreshes of every source by a running server; unset or 0: off. A source's own interval
+    # (`crawlrag crawl --refresh-every`, smart_crawl_url's refresh_interval_hours) takes precedence.
+    refresh_interval_hours: float | None = Field(None, ge=REFRESH_HOURS_RANGE[0], le=REFRESH_HOURS_RANGE[1])
+    # How often the server looks for sources due for a refresh.
+    refresh_check_seconds: float = Field(60.0, gt=0, le=3600)
+
+    @field_validator("refresh_interval_hours", mode="before")
+    @classmethod
+    def _blank_is_off(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("allowed_hosts", "reranking_fallback_models", "allowed_paths", mode="before")
     @classmethod

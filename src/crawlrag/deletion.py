@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crawlrag.models import DeletedCounts, SourceInfo
-from crawlrag.search_scope import ScopeError
+from crawlrag.source_selection import select_versions
 from crawlrag.store import Store
-from crawlrag.versions import VersionError, check_version, newest_first
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,28 +48,7 @@ class DeleteReport:
 
 def plan_delete(store: Store, site: str, version: str | None) -> DeletePlan:
     """What deleting `site` (every version) or one `version` of it removes; ScopeError when it is not stored."""
-    infos = [info for info in store.list_sources() if info.site == site]
-    if not infos:
-        known = sorted({info.site for info in store.list_sources()})
-        shown = ", ".join(known[:20]) or "none"
-        named = site if len(site) <= 100 else f"{site[:100]}…"
-        raise ScopeError(f"unknown source {named!r}; available sources: {shown}", available_sources=known[:20])
-    indexed = newest_first(info.version for info in infos)
-    if version is None:
-        targets = infos
-    else:
-        try:
-            version = check_version(version)
-        except VersionError as exc:
-            raise ScopeError(str(exc)) from None
-        targets = [info for info in infos if info.version == version]
-        if not targets:
-            raise ScopeError(
-                f"version {version!r} of {site} is not indexed; indexed versions: {', '.join(indexed)}",
-                source=site,
-                version=version,
-                indexed_versions=indexed,
-            )
+    targets, indexed = select_versions(store, site, version)
     gone = {info.version for info in targets}
     order = {name: position for position, name in enumerate(indexed)}
     return DeletePlan(

@@ -80,6 +80,8 @@ class Page:
     kind: PageKind = "content"
     # Seconds spent converting the page's HTML to markdown, for the index report's timings.
     convert_seconds: float = field(default=0.0, compare=False, repr=False)
+    # The same-site and other links found on the page, stored so a re-crawl can follow them after a 304.
+    links: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def content_hash(self) -> str:
@@ -102,6 +104,7 @@ class StoredPage:
     crawled_at: datetime
     kind: PageKind = "content"
     fingerprint: str | None = None  # the index settings it was processed with (crawlrag.pipeline.fingerprint)
+    links: tuple[str, ...] | None = None  # its links when stored; None: not recorded (stored by an older version)
 
 
 @dataclass(slots=True)

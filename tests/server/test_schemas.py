@@ -91,6 +91,8 @@ async def test_every_result_and_error_matches_its_output_schema(start_server: St
         await run("get_crawl_status", job_id=crawled["job_id"])
         await run("list_crawl_jobs")
         await run("resume_crawl", job_id=crawled["job_id"])
+        await run("refresh_source", source=site_url.removeprefix("http://"))
+        await run("refresh_source", source="nowhere.example")
         for tool, arguments, _ in BAD_CALLS:
             await run(tool, **arguments)
         await run("perform_rag_query", query="x", match_count="abc")

@@ -8,7 +8,7 @@ from mcp import Client
 from server_helpers import FakeReranker, StartServer, call
 from sitegen import SiteInfo
 
-CRAWL_TOOLS = {"crawl_single_page", "smart_crawl_url", "resume_crawl"}
+CRAWL_TOOLS = {"crawl_single_page", "smart_crawl_url", "resume_crawl", "refresh_source"}
 READ_ONLY_TOOLS = {
     "get_available_sources",
     "perform_rag_query",
@@ -36,6 +36,7 @@ async def test_tools_are_listed_with_upstream_arguments_and_annotations(start_se
         "exclude",
         "force",
         "version",
+        "refresh_interval_hours",
     } == arguments["smart_crawl_url"]
     assert arguments["perform_rag_query"] == {"query", "source", "version", "match_count", "max_tokens"}
     assert arguments["search_code_examples"] == {"query", "source_id", "version", "match_count", "max_tokens"}

@@ -1,5 +1,5 @@
 """The UI app in-process (no browser): a server with a reranker, so the rerank toggle, rerank scores and the
-reranker's health show, and the refresh of a source crawls its start URL again."""
+reranker's health show, and the refresh of a source crawls it again as it was crawled."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ async def test_search_with_the_reranker_and_its_health(
     assert 'aria-label="Refresh 127.0.0.1:' in sources.text
 
 
-async def test_refresh_crawls_the_start_url_again(
+async def test_refresh_crawls_the_source_again_as_a_refresh_job(
     make_settings: Callable[..., Settings], embedder: LocalEmbedder, site_url: str
 ) -> None:
     async with ui_client(make_settings(browser="never"), embedder) as (client, runtime):
@@ -81,5 +81,5 @@ async def test_refresh_crawls_the_start_url_again(
         unknown = await client.post("/sources/refresh", data={"csrf": csrf.group(1), "source": "nope.example"})
 
     assert record.url == site_url + "/api/" and record.options["max_depth"] == 1
-    assert record.status.value == "completed"
-    assert unknown.status_code == 400 and "start URL is not either" in unknown.text
+    assert record.options["kind"] == "refresh" and record.status.value == "completed"
+    assert unknown.status_code == 400 and "no source &#39;nope.example&#39;" in unknown.text

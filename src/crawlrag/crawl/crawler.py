@@ -12,7 +12,8 @@ robots.txt Crawl-delay) and results are yielded as they complete. A fetch is onl
 `pages stored + fetches in flight < max_pages`, so the crawl never downloads pages it would have to throw away.
 Closing or cancelling the iterator cancels the fetches in flight. A crawl that runs longer than
 CRAWL_TIMEOUT_SECONDS stops: fetches in flight are cancelled and every URL not done is reported as skipped.
-The stored-page lookups (`validators`) are blocking store calls: they run in worker threads.
+The stored-page lookups (`validators`, `fresh`) are blocking store calls: they run in worker threads.
+With `fresh`, a sitemap page whose `<lastmod>` is not newer than the stored copy is not fetched at all.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import logging
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from types import TracebackType
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 from urllib.parse import urlsplit
 
 import anyio
@@ -38,7 +40,7 @@ from crawlrag.crawl.http import FetchError, HttpClient
 from crawlrag.crawl.politeness import HostGate
 from crawlrag.crawl.results import CrawlProgress, CrawlRequest, PageFailure, PageSkipped
 from crawlrag.crawl.robots import RobotsRules, RobotsUnavailableError
-from crawlrag.crawl.sitemap import NotASitemapError, SitemapError, collect_sitemap_urls
+from crawlrag.crawl.sitemap import NotASitemapError, SitemapError, collect_sitemap
 from crawlrag.crawl.urls import (
     is_llms_txt,
     normalize_url,
@@ -58,8 +60,20 @@ log = logging.getLogger(__name__)
 URL_BUDGET_PER_PAGE = 10
 MIN_URL_BUDGET = 100
 
-Validators: TypeAlias = tuple[str | None, str | None]
-ValidatorLookup: TypeAlias = Callable[[str], Validators | None]
+
+class Validators(NamedTuple):
+    """What is stored of a page for a conditional request: its validators and, when recorded, its links (a page
+    whose links are known is requested conditionally even where its links are needed: a 304 leads on to them)."""
+
+    etag: str | None
+    last_modified: str | None
+    links: tuple[str, ...] | None = None
+
+
+# A lookup may also answer a plain (etag, last_modified) pair.
+ValidatorLookup: TypeAlias = Callable[[str], Validators | tuple[str | None, str | None] | None]
+# fresh(url, lastmod): whether the stored copy of `url` is at least as new as its sitemap `<lastmod>`.
+FreshLookup: TypeAlias = Callable[[str, datetime], bool]
 CrawlResult: TypeAlias = Page | PageFailure | PageSkipped
 
 
@@ -102,11 +116,14 @@ class Crawler:
         *,
         validators: ValidatorLookup | None = None,
         on_progress: Callable[[CrawlProgress], None] | None = None,
+        fresh: FreshLookup | None = None,
     ) -> AsyncIterator[CrawlResult]:
         """Yield one result per URL tried, as fetches complete.
 
-        `validators(url)` returns the stored (etag, last_modified) of a page, or None; pages that did not
-        change come back as `PageSkipped(url, "not modified")`. Raises `CrawlInputError` (before yielding
+        `validators(url)` returns the stored `Validators` of a page (etag, last_modified and, when known, its
+        links: then even a page whose links are needed is asked conditionally), or None; pages that did not
+        change come back as `PageSkipped(url, "not modified")`, as do sitemap pages that `fresh` says are not
+        newer than their `<lastmod>` (those are not requested). Raises `CrawlInputError` (before yielding
         anything) when the start URL is unusable or not allowed.
         """
         if self._fetcher is None or self._http is None:
@@ -118,7 +135,9 @@ class Crawler:
             enabled=self._settings.respect_robots_txt,
             max_crawl_delay=self._settings.max_crawl_delay_seconds,
         )
-        run = _CrawlRun(self._settings, self._http, self._fetcher, robots, request, start, validators, on_progress)
+        run = _CrawlRun(
+            self._settings, self._http, self._fetcher, robots, request, start, validators, on_progress, fresh
+        )
         async with aclosing(run.results()) as results:
             async for result in results:
                 yield result
@@ -164,6 +183,7 @@ class _CrawlRun:
         start: str,
         validators: ValidatorLookup | None,
         on_progress: Callable[[CrawlProgress], None] | None,
+        fresh: FreshLookup | None = None,
     ) -> None:
         self._settings = settings
         self._validators = validators
@@ -187,6 +207,8 @@ class _CrawlRun:
         self._url_budget = max(URL_BUDGET_PER_PAGE * request.max_pages, MIN_URL_BUDGET)
         self._over_budget = False
         self._hosts = HostGate(settings.max_concurrent_per_host)
+        self._fresh_lookup = fresh
+        self._lastmod: dict[str, datetime] = {}  # sitemap <lastmod> by page URL
 
     async def results(self) -> AsyncGenerator[CrawlResult, None]:
         deadline = anyio.current_time() + self._settings.crawl_timeout_seconds
@@ -254,7 +276,7 @@ class _CrawlRun:
         self._keys.add(page_key(start))
         if kind == "sitemap":
             try:
-                urls = await collect_sitemap_urls(
+                listing = await collect_sitemap(
                     self._http,
                     start,
                     max_urls=self._settings.max_sitemap_urls,
@@ -266,10 +288,15 @@ class _CrawlRun:
             except (FetchError, SitemapError) as exc:
                 return [PageFailure(start, f"sitemap could not be read: {exc}")]
             else:
-                log.info("sitemap %s lists %d URLs", start, len(urls))
-                return [
+                log.info("sitemap %s lists %d URLs", start, len(listing.urls))
+                self._lastmod = listing.lastmod
+                # A child sitemap that could not be read is a failure: the crawl may miss the pages it lists.
+                problems: list[CrawlResult] = [
+                    PageFailure(url, f"sitemap could not be read: {reason}") for url, reason in listing.problems
+                ]
+                return problems + [
                     skip
-                    for position, url in enumerate(urls)
+                    for position, url in enumerate(listing.urls)
                     if (skip := self._discover(url, 0, 0, (position,), report_other_site=True))
                 ]
         # Text files are stored as they are; only an llms.txt leads on, one level, to the pages it lists.
@@ -320,10 +347,17 @@ class _CrawlRun:
 
     async def _process(self, item: _Item, send: MemoryObjectSendStream[_Done]) -> None:
         with self._scopes[item.url], send:
-            stored = await self._stored(item.url)
-            # Conditional requests only where the body is not needed to find more links.
-            conditional = stored if item.depth >= item.limit else None
-            outcome = await self._fetch(item, conditional)
+            stored = None
+            if await self._fresh(item.url):  # unchanged by its sitemap <lastmod>: not even a conditional request
+                outcome = FetchOutcome(item.url, item.url, PageSkipped(item.url, "not modified"))
+            else:
+                stored = await self._stored(item.url)
+                # Conditional requests where the body is not needed to find more links, or the links are stored.
+                leaf = item.depth >= item.limit
+                conditional = stored if stored is not None and (leaf or stored.links is not None) else None
+                outcome = await self._fetch(item, conditional)
+                if conditional is not None and conditional.links and _not_modified(outcome):
+                    outcome = replace(outcome, links=conditional.links)
             if isinstance(outcome.result, FetchedDocument):
                 # The stored copy, if any, is filed under the URL the redirect led to (or the page's canonical).
                 filed_under = self._canonical_of(outcome.result) or outcome.final_url
@@ -342,7 +376,8 @@ class _CrawlRun:
             host = urlsplit(item.url).netloc
             async with self._hosts.slot(host):
                 await self._hosts.wait_turn(host, await self._robots.crawl_delay(item.url))
-                return await self._fetcher.fetch(item.url, validators=conditional)
+                validators = None if conditional is None else (conditional.etag, conditional.last_modified)
+                return await self._fetcher.fetch(item.url, validators=validators)
         except Exception as exc:  # one broken page must not end the crawl
             log.exception("unexpected error while crawling %s", item.url)
             return FetchOutcome(item.url, item.url, PageFailure(item.url, f"internal error: {exc!r}"))
@@ -380,6 +415,7 @@ class _CrawlRun:
                     last_modified=result.last_modified,
                     kind=result.kind,
                     convert_seconds=result.convert_seconds,
+                    links=outcome.links,
                 )
         else:
             yield result
@@ -407,10 +443,19 @@ class _CrawlRun:
         self._seen.add(canonical)
         return canonical
 
+    async def _fresh(self, url: str) -> bool:
+        lastmod = self._lastmod.get(url)
+        if self._fresh_lookup is None or lastmod is None:
+            return False
+        return await anyio.to_thread.run_sync(self._fresh_lookup, url, lastmod)
+
     async def _stored(self, url: str) -> Validators | None:
         if self._validators is None:
             return None
-        return await anyio.to_thread.run_sync(self._validators, url)
+        found = await anyio.to_thread.run_sync(self._validators, url)
+        if found is None or isinstance(found, Validators):
+            return found
+        return Validators(found[0], found[1])
 
     def _counted(self, result: CrawlResult) -> CrawlResult:
         # An unchanged page is still one of the site's pages: counting it keeps a re-crawl to the same page set
@@ -434,8 +479,12 @@ class _CrawlRun:
         return result
 
 
+def _not_modified(outcome: FetchOutcome) -> bool:
+    return isinstance(outcome.result, PageSkipped) and outcome.result.reason == "not modified"
+
+
 def _unchanged(stored: Validators, document: FetchedDocument) -> bool:
-    etag, last_modified = stored
+    etag, last_modified = stored.etag, stored.last_modified
     if etag and document.etag:
         return etag.removeprefix("W/") == document.etag.removeprefix("W/")
     if last_modified and document.last_modified:

@@ -89,7 +89,7 @@ class Fetcher:
         if response.status == 304:
             return FetchOutcome(url, final, PageSkipped(final, "not modified"))
         if not 200 <= response.status < 300:
-            return FetchOutcome(url, final, PageFailure(url, f"HTTP {response.status}"))
+            return FetchOutcome(url, final, PageFailure(url, f"HTTP {response.status}", response.status))
         kind = _document_kind(response)
         if kind is None:
             shown = response.content_type or "unknown"

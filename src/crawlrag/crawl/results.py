@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from crawlrag.crawl.urls import CrawlInputError
 from crawlrag.pipeline.bounds import CONCURRENCY_RANGE, DEPTH_RANGE, PAGES_RANGE
@@ -34,10 +34,14 @@ class CrawlRequest:
 
 @dataclass(frozen=True)
 class PageFailure:
-    """A page the crawler tried and could not store; `reason` is short and human-readable ("HTTP 404")."""
+    """A page the crawler tried and could not store; `reason` is short and human-readable ("HTTP 404").
+
+    `status` is the HTTP status when the server answered with an error: a refresh removes pages that answer 404
+    or 410, never ones that failed otherwise (time-outs, 5xx, network errors)."""
 
     url: str
     reason: str
+    status: int | None = field(default=None, compare=False)  # detail: a failure is its URL and reason
 
 
 @dataclass(frozen=True)

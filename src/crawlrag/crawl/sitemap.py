@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import zlib
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 from xml.etree.ElementTree import Element
 
@@ -40,6 +41,34 @@ class NotASitemapError(SitemapError):
 class ParsedSitemap:
     kind: Literal["urlset", "sitemapindex"]
     locations: tuple[str, ...]  # page URLs for a urlset, sitemap URLs for an index
+    lastmod: dict[str, datetime] = field(default_factory=dict)  # by location, where the entry gives a valid one
+
+
+@dataclass(slots=True)
+class SitemapListing:
+    """The page URLs of a sitemap and its nested sitemaps, their `<lastmod>`s, and the child sitemaps that could
+    not be read (so the listing may miss pages)."""
+
+    urls: list[str]
+    lastmod: dict[str, datetime] = field(default_factory=dict)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (sitemap URL, reason)
+
+
+def parse_lastmod(text: str) -> datetime | None:
+    """A W3C datetime as an aware UTC datetime; a date alone means the end of that day (the page may have changed
+    at any time on it), a missing time zone means UTC. None when it cannot be read."""
+    value = text.strip()
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if len(value) <= 10:  # YYYY-MM-DD
+        parsed += timedelta(days=1) - timedelta(microseconds=1)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def decompress(data: bytes, max_bytes: int) -> bytes:
@@ -76,15 +105,24 @@ def parse_sitemap(data: bytes, base_url: str, *, max_bytes: int) -> ParsedSitema
         raise SitemapError(f"unexpected root element <{kind}>, expected <urlset> or <sitemapindex>")
     entry = "url" if kind == "urlset" else "sitemap"
     locations: dict[str, None] = {}
+    lastmod: dict[str, datetime] = {}
     for child in root:
         if _local_name(child.tag) != entry:
             continue
-        for field in child:
-            if _local_name(field.tag) == "loc" and field.text:
-                url = try_normalize_url(field.text.strip(), base_url)
-                if url is not None:
-                    locations[url] = None
-    return ParsedSitemap(kind="urlset" if kind == "urlset" else "sitemapindex", locations=tuple(locations))
+        url, modified = None, None
+        for item in child:
+            name = _local_name(item.tag)
+            if name == "loc" and item.text:
+                url = try_normalize_url(item.text.strip(), base_url)
+            elif name == "lastmod" and item.text:
+                modified = parse_lastmod(item.text)
+        if url is not None:
+            locations[url] = None
+            if modified is not None:
+                lastmod[url] = modified
+    return ParsedSitemap(
+        kind="urlset" if kind == "urlset" else "sitemapindex", locations=tuple(locations), lastmod=lastmod
+    )
 
 
 async def collect_sitemap_urls(
@@ -101,6 +139,23 @@ async def collect_sitemap_urls(
     Raises `FetchError`/`SitemapError` when the top-level document cannot be used (`NotASitemapError` when it
     is a web page); broken child sitemaps are logged and skipped.
     """
+    listing = await collect_sitemap(
+        http, sitemap_url, max_urls=max_urls, max_bytes=max_bytes, max_depth=max_depth, max_documents=max_documents
+    )
+    return listing.urls
+
+
+async def collect_sitemap(
+    http: HttpClient,
+    sitemap_url: str,
+    *,
+    max_urls: int,
+    max_bytes: int,
+    max_depth: int = MAX_NESTING,
+    max_documents: int = MAX_DOCUMENTS,
+) -> SitemapListing:
+    """`collect_sitemap_urls` with the `<lastmod>` of each URL and the child sitemaps that could not be read."""
+    listing = SitemapListing([])
     urls: dict[str, None] = {}
     visited: set[str] = set()
     queue: deque[tuple[str, int]] = deque([(sitemap_url, 0)])
@@ -118,17 +173,21 @@ async def collect_sitemap_urls(
             if current == sitemap_url:
                 raise
             log.warning("skipping sitemap %s: %s", current, exc)
+            listing.problems.append((current, str(exc)))
             continue
         if parsed.kind == "urlset":
             for url in parsed.locations[: max_urls - len(urls)]:
                 urls[url] = None
+                if url in parsed.lastmod:
+                    listing.lastmod[url] = parsed.lastmod[url]
         elif depth + 1 > max_depth:
             log.warning("ignoring sitemap index %s: nested deeper than %d levels", current, max_depth)
         else:
             # Queue no more than could ever be fetched: an index may list millions of "sitemaps".
             room = max(0, max_documents - len(visited) - len(queue))
             queue.extend((child, depth + 1) for child in parsed.locations[:room])
-    return list(urls)[:max_urls]
+    listing.urls = list(urls)[:max_urls]
+    return listing
 
 
 async def _fetch(http: HttpClient, url: str, max_bytes: int) -> ParsedSitemap:

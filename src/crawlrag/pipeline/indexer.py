@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import anyio
@@ -23,6 +24,7 @@ from crawlrag.chunking import chunk_markdown
 from crawlrag.code_examples import extract_code_examples
 from crawlrag.config import Settings
 from crawlrag.crawl import Crawler, CrawlProgress, CrawlRequest, PageFailure, PageSkipped
+from crawlrag.crawl.crawler import Validators
 from crawlrag.crawl.urls import normalize_url, source_id_for, url_kind
 from crawlrag.embeddings import Embedder, EmbeddingError
 from crawlrag.llm import Enricher, build_enricher
@@ -59,6 +61,7 @@ class _Prepared:
     hashes: list[str]
     examples: list[CodeExample]
     reprocessed: bool
+    new: bool  # no page was stored under its URL
 
 
 class Indexer:
@@ -83,6 +86,7 @@ class Indexer:
         self._known_sources: set[str] = set()
         self._chunk_size = settings.chunk_size
         self._force = False
+        self._refresh = False
         self._fingerprint = ""
         self._token_counter: TokenCounter | None = None
         self._max_tokens: int | None = None
@@ -92,8 +96,14 @@ class Indexer:
         self._source_key: str | None = None
 
     async def run(
-        self, request: CrawlRequest | CrawlOptions, on_progress: Callable[[IndexProgress], None] | None = None
+        self,
+        request: CrawlRequest | CrawlOptions,
+        on_progress: Callable[[IndexProgress], None] | None = None,
+        *,
+        refresh: bool = False,
     ) -> IndexReport:
+        """Crawl and index. A `refresh` re-runs a recorded crawl: sitemap pages whose `<lastmod>` is not newer
+        than the stored copy are not fetched, and the crawl is not recorded again (see `record_crawl`)."""
         options = request if isinstance(request, CrawlOptions) else CrawlOptions.from_request(request)
         # Folders, files, archives and repositories are read by crawlrag.local (under ALLOWED_PATHS), not fetched.
         local = is_local_target(options.url)
@@ -102,6 +112,7 @@ class Indexer:
         self._source_key = None if start is None else source_key(source_id_for(start), options.version)
         self._chunk_size = options.chunk_size_for(self.settings)
         self._force = options.force
+        self._refresh = refresh
         self._fingerprint = index_fingerprint(
             self.settings, chunk_size=self._chunk_size, embedding_model=self.embedder.model_name
         )
@@ -122,6 +133,8 @@ class Indexer:
             report.time_limit_reached = deadline.cancelled_caught
             with anyio.CancelScope(shield=True):  # a summary is a few store calls; a cancelled run still gets it
                 await anyio.to_thread.run_sync(self._summarize_sources, report, start)
+                if not refresh:
+                    await anyio.to_thread.run_sync(self._record_crawl, options, report)
         except BaseExceptionGroup as group_error:
             # Callers expect the error itself (a refused URL, a model mismatch), not the task group around it.
             # The run nests two task groups, so a single error can sit inside two groups.
@@ -174,7 +187,12 @@ class Indexer:
             pages = (
                 crawl_local(request.url, self.settings, request, LocalOptions(options.source_id, options.ref))
                 if is_local_target(request.url)
-                else self.crawler.crawl(request, validators=self._validators, on_progress=crawl_progress)
+                else self.crawler.crawl(
+                    request,
+                    validators=self._validators,
+                    on_progress=crawl_progress,
+                    fresh=self._fresh if self._refresh else None,
+                )
             )
             async for item in pages:
                 report.timings["crawl"] += time.perf_counter() - waited
@@ -184,6 +202,7 @@ class Indexer:
                     report.failures.append(item)
                 elif isinstance(item, PageSkipped):
                     if item.reason == "not modified":
+                        report.reached.add(item.url)
                         await ready.wait()  # the source's model is checked before the page counts as unchanged
                         await self._unchanged_by_validators(item.url, report)
                     else:
@@ -191,6 +210,7 @@ class Indexer:
                         report.skipped.append(item)
                 else:
                     item = self._versioned(item)
+                    report.reached.add(item.url)
                     report.source_ids.add(item.source_id)
                     report.timings["convert"] += item.convert_seconds  # part of "crawl", shown on its own
                     await send.send(item)
@@ -203,14 +223,33 @@ class Indexer:
             return page
         return replace(page, source_id=source_key(page.source_id, self._version))
 
-    def _validators(self, url: str) -> tuple[str | None, str | None] | None:
-        """The stored page's (etag, last_modified) for a conditional request, unless it has to be processed again."""
+    def _validators(self, url: str) -> Validators | None:
+        """The stored page's validators and links for a conditional request, unless it has to be processed again."""
         if self._source_key is None:
             return None
         stored = self.store.get_page(url, self._source_key)
         if stored is None or self._force or stored.fingerprint != self._fingerprint:
             return None
-        return stored.etag, stored.last_modified
+        return Validators(stored.etag, stored.last_modified, stored.links)
+
+    def _fresh(self, url: str, lastmod: datetime) -> bool:
+        """Whether the stored page is at least as new as its sitemap `<lastmod>` (and needs no processing)."""
+        if self._source_key is None:
+            return False
+        stored = self.store.get_page(url, self._source_key)
+        if stored is None or self._force or stored.fingerprint != self._fingerprint:
+            return False
+        return stored.crawled_at >= lastmod
+
+    def _record_crawl(self, options: CrawlOptions, report: IndexReport) -> None:
+        """Remember the crawl with each source it stored pages of, for `crawlrag refresh` and the schedule."""
+        for source_id, urls in report.pages_by_source.items():
+            if not urls:
+                continue
+            try:
+                self.store.record_crawl(source_id, options.url, options.to_stored(), options.refresh_interval_hours)
+            except Exception:  # what was stored stays searchable; only the next refresh of this source is affected
+                log.exception("could not record the crawl of %s for refreshes", source_id)
 
     async def _unchanged_by_validators(self, url: str, report: IndexReport) -> None:
         stored = None
@@ -297,6 +336,8 @@ class Indexer:
         else:
             progress.stored += 1
         progress.reprocessed += item.reprocessed
+        progress.added += item.new
+        progress.changed += not item.new and not item.reprocessed
         progress.chunks_stored += len(item.chunks)
         report.pages_by_source[item.page.source_id].append(item.page.url)
 
@@ -319,7 +360,8 @@ class Indexer:
         if len(chunks) > limit:
             self._skip(report, page.url, limit, str(len(chunks)))
             return None
-        return _Prepared(page, chunks, texts, [content_hash(text) for text in texts], examples, reprocessed)
+        hashes = [content_hash(text) for text in texts]
+        return _Prepared(page, chunks, texts, hashes, examples, reprocessed, new=stored is None)
 
     def _stored_page(self, page: Page) -> StoredPage | None:
         self._ensure_source(page.source_id)

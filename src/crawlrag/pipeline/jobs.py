@@ -45,8 +45,9 @@ from crawlrag.pipeline.job_parts import (
     total_known,
 )
 from crawlrag.pipeline.leases import fail_unrunnable, keep_lease, lose
-from crawlrag.pipeline.options import CrawlOptions
+from crawlrag.pipeline.options import REFRESH_KIND, CrawlOptions
 from crawlrag.pipeline.queue import CLAIM_POLL_SECONDS, JobQueue, LocalJobQueue, this_worker, worker_alive
+from crawlrag.pipeline.refresh import Refresher
 from crawlrag.store import Store, StoreError
 from crawlrag.store.job_lease import Claimed
 
@@ -217,6 +218,10 @@ class JobManager:
         """Whether `job.record` is the job's current state (else the store has it: another process runs it)."""
         return job.held or not self.queue.shared or job.done.is_set()
 
+    def active(self) -> list[Job]:
+        """The jobs of this process that are queued or running."""
+        return [job for job in self._jobs.values() if not job.record.status.finished]
+
     async def record(self, job_id: str) -> CrawlJob | None:
         job = self._jobs.get(job_id)
         if job is not None and self._current(job):
@@ -328,8 +333,12 @@ class JobManager:
                     problem = self.embedder_problem()
                     if problem is not None:  # known broken: fail now rather than fetch a site to embed nothing
                         raise SystemicError(f"the embedding model cannot be used: {problem}")
-                    indexer = Indexer(self.settings, self.store, self.embedder, self.crawler)
-                    job.report = await indexer.run(job.options, on_progress)
+                    if job.options.kind == REFRESH_KIND:
+                        refresher = Refresher(self.settings, self.store, self.embedder, self.crawler)
+                        job.report = await refresher.run(job.options, on_progress)
+                    else:
+                        indexer = Indexer(self.settings, self.store, self.embedder, self.crawler)
+                        job.report = await indexer.run(job.options, on_progress)
             if job.report is None:
                 self._finish(job, JobStatus.CANCELLED, job.cancel_reason)
             else:

@@ -21,8 +21,17 @@ from crawlrag.config import Settings
 from crawlrag.crawl.results import CrawlRequest
 from crawlrag.crawl.urls import MAX_URL_CHARS, CrawlInputError, normalize_url
 from crawlrag.local import check_local_url, is_local_target, resolve_target
-from crawlrag.pipeline.bounds import CHUNK_SIZE_RANGE, CONCURRENCY_RANGE, DEPTH_RANGE, PAGES_RANGE
+from crawlrag.pipeline.bounds import (
+    CHUNK_SIZE_RANGE,
+    CONCURRENCY_RANGE,
+    DEPTH_RANGE,
+    PAGES_RANGE,
+    REFRESH_HOURS_RANGE,
+)
 from crawlrag.versions import LATEST, VersionError, check_version, detect_version
+
+# The kind of a refresh job: its `source_id` names the source whose recorded crawls it runs again.
+REFRESH_KIND = "refresh"
 
 MAX_PATTERNS = 50
 MAX_PATTERN_CHARS = 500
@@ -36,6 +45,15 @@ def check_int(name: str, value: Any, bounds: tuple[int, int]) -> int:
     if not low <= value <= high:
         raise CrawlInputError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def check_hours(name: str, value: Any) -> float:
+    low, high = REFRESH_HOURS_RANGE
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:  # NaN
+        raise CrawlInputError(f"{name} must be a number of hours, got {value!r}")
+    if not low <= value <= high:
+        raise CrawlInputError(f"{name} must be between {low:g} and {high:g} hours (0: never), got {value}")
+    return float(value)
 
 
 def check_url(url: Any) -> str:
@@ -106,9 +124,13 @@ class CrawlOptions:
     force: bool = False  # re-process pages even when they and the index settings are unchanged
     kind: str = "smart"
     # Local targets only (crawlrag.local): the source id to file pages under, and the git ref to read.
+    # For a refresh job (kind REFRESH_KIND): the source to refresh.
     source_id: str | None = None
     ref: str | None = None
     version: str = LATEST  # the site's version the pages are filed under (crawlrag.versions.source_key)
+    # Hours between scheduled refreshes of the crawled source (0: never; None: keep the source's, or
+    # REFRESH_INTERVAL_HOURS).
+    refresh_interval_hours: float | None = None
 
     @classmethod
     def build(
@@ -128,6 +150,7 @@ class CrawlOptions:
         ref: str | None = None,
         version: Any = None,
         any_local: bool = False,
+        refresh_interval_hours: Any = None,
     ) -> CrawlOptions:
         """Validate; None means the setting's value, and pages and concurrency are capped by the settings."""
         if not isinstance(force, bool):
@@ -140,9 +163,9 @@ class CrawlOptions:
             else check_int("max_concurrent", max_concurrent, CONCURRENCY_RANGE)
         )
         target = check_target(settings, url, any_local=any_local)
-        if (source_id or ref) and not is_local_target(target):
+        if (ref or (source_id and kind != REFRESH_KIND)) and not is_local_target(target):
             raise CrawlInputError("--source-id and --ref apply to local folders, files and git repositories only")
-        if source_id and "@" in source_id:
+        if source_id and kind != REFRESH_KIND and "@" in source_id:
             raise CrawlInputError("a source id may not contain '@' (it separates a source from its version)")
         chosen_version, version_scope = crawl_version(target, version)
         return cls(
@@ -158,6 +181,11 @@ class CrawlOptions:
             source_id=source_id or None,
             ref=ref or None,
             version=chosen_version,
+            refresh_interval_hours=(
+                None
+                if refresh_interval_hours is None
+                else check_hours("refresh_interval_hours", refresh_interval_hours)
+            ),
         )
 
     @classmethod
@@ -178,6 +206,7 @@ class CrawlOptions:
             ref=options.get("ref"),
             # Jobs recorded before versions filed their pages under `latest`, whatever their URL.
             version=options.get("version", LATEST),
+            refresh_interval_hours=options.get("refresh_interval_hours"),
             any_local=True,  # what a job was started with was checked then; ALLOWED_PATHS is checked again
         )
 
@@ -194,17 +223,25 @@ class CrawlOptions:
         )
 
     def to_stored(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "max_depth": self.max_depth,
-            "max_pages": self.max_pages,
-            "max_concurrent": self.max_concurrent,
-            "include": list(self.include),
-            "exclude": list(self.exclude),
-            "chunk_size": self.chunk_size,
-            "force": self.force,
-            "version": self.version,
-        } | ({"source_id": self.source_id, "ref": self.ref} if self.source_id or self.ref else {})
+        return (
+            {
+                "kind": self.kind,
+                "max_depth": self.max_depth,
+                "max_pages": self.max_pages,
+                "max_concurrent": self.max_concurrent,
+                "include": list(self.include),
+                "exclude": list(self.exclude),
+                "chunk_size": self.chunk_size,
+                "force": self.force,
+                "version": self.version,
+            }
+            | ({"source_id": self.source_id, "ref": self.ref} if self.source_id or self.ref else {})
+            | (
+                {"refresh_interval_hours": self.refresh_interval_hours}
+                if self.refresh_interval_hours is not None
+                else {}
+            )
+        )
 
     def request(self) -> CrawlRequest:
         return CrawlRequest(

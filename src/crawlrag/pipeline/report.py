@@ -19,6 +19,9 @@ class IndexProgress:
     index: int = 0  # index pages (tables of contents, indexes, search pages): followed and recorded, no chunks
     unchanged: int = 0
     reprocessed: int = 0  # stored although unchanged: the index settings changed since (or force)
+    added: int = 0  # stored (or recorded as index pages) for the first time
+    changed: int = 0  # stored again because their content changed (reprocessed ones are not counted here)
+    removed: int = 0  # gone from the site (a refresh removed them from the store)
     skipped: int = 0
     failed: int = 0
     chunks_stored: int = 0
@@ -44,10 +47,19 @@ class IndexReport:
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     llm: dict[str, Any] = field(default_factory=dict)  # the enricher's calls and fallback reasons, when one ran
     time_limit_reached: bool = False
+    # URLs the crawl found to exist (stored, unchanged, index or too big to index): what a refresh keeps.
+    reached: set[str] = field(default_factory=set)
+    # A refresh only: why pages not reached were kept (the crawl could not see the whole site), else None.
+    removal_skipped: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        extra = {"llm": self.llm} if self.llm else {}
+        extra: dict[str, Any] = {"llm": self.llm} if self.llm else {}
+        if self.removal_skipped is not None:
+            extra["removal_skipped"] = self.removal_skipped
         return extra | {
+            "pages_added": self.progress.added,
+            "pages_changed": self.progress.changed,
+            "pages_removed": self.progress.removed,
             "pages_stored": self.progress.stored,
             "pages_index": self.progress.index,
             "pages_unchanged": self.progress.unchanged,

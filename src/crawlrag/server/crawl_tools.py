@@ -38,6 +38,9 @@ JobId = Annotated[str, Field(description="The job_id a crawl tool returned (see 
 Version = Annotated[
     str | None, Field(description="The site's version to file pages under (default: read from the URL, else latest)")
 ]
+RefreshHours = Annotated[
+    float | None, Field(description="Hours between refreshes of this source by the server (0: never)")
+]
 
 MAX_LISTED_PROBLEMS = 20
 RUNNING_MESSAGE = (
@@ -145,6 +148,7 @@ def register_crawl_tools(tools: ToolSet, runtime: ServerRuntime) -> None:
         exclude: Exclude = None,
         force: Force = False,
         version: Version = None,
+        refresh_interval_hours: RefreshHours = None,
     ) -> ToolResult:
         """Crawl a documentation site and store its pages for perform_rag_query.
 
@@ -154,6 +158,7 @@ def register_crawl_tools(tools: ToolSet, runtime: ServerRuntime) -> None:
 
         Pages are filed under `version` of the site, else the version the URL's path names (/3.11/, /v2/,
         /en/stable/: the crawl then stays under that path unless include is given), else latest.
+        With refresh_interval_hours, a running server refreshes the source that often (see refresh_source).
 
         Waits up to CRAWL_WAIT_SECONDS (sending progress notifications when the client asks for them); a crawl
         still running then continues in the background and the result has its job_id and status "running".
@@ -169,6 +174,7 @@ def register_crawl_tools(tools: ToolSet, runtime: ServerRuntime) -> None:
             chunk_size=chunk_size,
             force=force,
             version=version,
+            refresh_interval_hours=refresh_interval_hours,
         )
         return await wait_and_answer(ctx, await runtime.jobs.submit(options))
 

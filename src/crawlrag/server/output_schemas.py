@@ -222,6 +222,16 @@ OUTPUT_SCHEMAS: dict[str, Schema] = {
     "crawl_single_page": tool_output(JOB),
     "smart_crawl_url": tool_output(JOB),
     "resume_crawl": tool_output(JOB),
+    "refresh_source": tool_output(
+        closed(
+            {
+                "jobs": {"type": "array", "items": JOB, "description": "One refresh job per source"},
+                "count": INT,
+                "not_refreshed": {"type": "array", "items": TEXT, "description": "Sources left out, and why"},
+            },
+            {"message": TEXT},
+        )
+    ),
     "get_crawl_status": tool_output(JOB),
     "cancel_crawl": tool_output(JOB),
     "list_crawl_jobs": tool_output(

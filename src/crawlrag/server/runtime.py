@@ -19,8 +19,10 @@ from crawlrag.config import Settings, package_version
 from crawlrag.context import AppContext
 from crawlrag.crawl import Crawler
 from crawlrag.embeddings import Embedder
+from crawlrag.models import utcnow
 from crawlrag.pipeline.jobs import JobManager, JobMode
 from crawlrag.pipeline.queue import open_job_queue, require_shared_queue
+from crawlrag.pipeline.schedule import Clock, RefreshScheduler
 from crawlrag.server.metrics import ServerJobEvents, ServerMetrics
 
 log = logging.getLogger(__name__)
@@ -55,8 +57,10 @@ class ServerRuntime:
         crawler_factory: Callable[[Settings], Crawler] = Crawler,
         max_running_jobs: int | None = None,
         run_jobs: bool = True,
+        refresh_clock: Clock | None = None,
     ) -> None:
-        """`run_jobs=False` (`serve --no-worker`): crawl jobs only go to the shared queue, workers run them."""
+        """`run_jobs=False` (`serve --no-worker`): crawl jobs only go to the shared queue, workers run them.
+        `refresh_clock` replaces the wall clock of the refresh schedule (tests)."""
         self.settings = settings
         self._run_jobs = run_jobs
         self._given_context = context
@@ -73,6 +77,8 @@ class ServerRuntime:
         self._store_stats: dict[str, Any] | None = None
         self._stats_refresh: anyio.Event | None = None
         self.interrupted_at_start = 0
+        self._refresh_clock = refresh_clock
+        self.scheduler: RefreshScheduler | None = None
 
     # --- the shared objects (raise NotStartedError outside `async with`) ------------------------------------
 
@@ -168,6 +174,10 @@ class ServerRuntime:
         self._tasks = tasks
 
         self._jobs = await stack.enter_async_context(jobs)
+        # Scheduled refreshes (REFRESH_INTERVAL_HOURS, per-source intervals) start as jobs of this process.
+        scheduler = RefreshScheduler(self.settings, jobs, clock=self._refresh_clock or utcnow)
+        tasks.start_soon(scheduler.run, name="crawlrag refresh schedule")
+        self.scheduler = scheduler
         self._context, self._crawler = context, crawler
         log.info("crawlrag %s ready (store and tools available; models load in the background)", package_version())
 
@@ -193,6 +203,7 @@ class ServerRuntime:
     def _clear(self) -> None:
         self._context = self._crawler = self._jobs = None
         self._tasks = self._stats_refresh = None
+        self.scheduler = None
 
     async def _load_embedder(self, embedder: Embedder) -> None:
         assert self._embedder_ready is not None

@@ -16,7 +16,7 @@ from mcp.server.mcpserver import Context
 from crawlrag.config import Settings
 from crawlrag.crawl.urls import MAX_URL_CHARS
 from crawlrag.limits import JOB_LIST_RANGE, MAX_RESULT_TOKENS, MAX_SECTION_CHARS, MAX_SOURCE_CHARS, MIN_RESULT_TOKENS
-from crawlrag.pipeline.bounds import CHUNK_SIZE_RANGE, CONCURRENCY_RANGE, DEPTH_RANGE, PAGES_RANGE
+from crawlrag.pipeline.bounds import CHUNK_SIZE_RANGE, CONCURRENCY_RANGE, DEPTH_RANGE, PAGES_RANGE, REFRESH_HOURS_RANGE
 from crawlrag.pipeline.options import MAX_PATTERN_CHARS, MAX_PATTERNS
 from crawlrag.server.arguments import JOB_ID_PATTERN
 from crawlrag.versions import MAX_VERSION_CHARS
@@ -156,6 +156,13 @@ def tool_properties(settings: Settings) -> dict[str, dict[str, Schema]]:
             "exclude": globs('Skip URLs matching any of these globs, e.g. ["*/blog/*"]'),
             "force": _force(),
             "version": _crawl_version(),
+            "refresh_interval_hours": {
+                "type": ["number", "null"],
+                "minimum": REFRESH_HOURS_RANGE[0],
+                "maximum": REFRESH_HOURS_RANGE[1],
+                "description": "Hours between refreshes of this source by the server (0: never; null: keep the "
+                "source's interval, else REFRESH_INTERVAL_HOURS)",
+            },
         },
         "delete_source": {
             "source": string(
@@ -163,6 +170,14 @@ def tool_properties(settings: Settings) -> dict[str, dict[str, Schema]]:
             ),
             "version": _version("Only this version of it (default: every version)"),
             "confirm": {"type": "boolean", "description": "Must be true: deleting cannot be undone"},
+        },
+        "refresh_source": {
+            "source": string(
+                "The source (site) to refresh, as get_available_sources lists it; omit for every source",
+                max_length=MAX_SOURCE_CHARS,
+                nullable=True,
+            ),
+            "version": _version("Only this version of it (default: every version)"),
         },
         "get_crawl_status": {"job_id": _job_id()},
         "list_crawl_jobs": {"limit": integer(jobs_low, jobs_high, "How many jobs to list, newest first")},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -101,6 +101,30 @@ def source_filter(sources: Collection[str] | str | None) -> tuple[str, ...] | No
     return tuple(sorted(set(sources)))
 
 
+@dataclass(frozen=True, slots=True)
+class SourceCrawl:
+    """A crawl a source was made with (its start URL and stored `CrawlOptions`): what a refresh runs again."""
+
+    url: str
+    options: dict[str, Any]
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshSchedule:
+    """When a source was last crawled or refreshed, and its own refresh interval (None: REFRESH_INTERVAL_HOURS)."""
+
+    source_id: str
+    interval_hours: float | None
+    refreshed_at: datetime | None  # the last refresh's end, whatever its outcome
+    last_crawled: datetime | None  # the newest page's crawl (or unchanged re-check) time
+
+    @property
+    def last_seen(self) -> datetime | None:
+        times = [at for at in (self.refreshed_at, self.last_crawled) if at is not None]
+        return max(times) if times else None
+
+
 class Store(Protocol):
     """Blocking store API: async callers run it in a worker thread."""
 
@@ -156,6 +180,29 @@ class Store(Protocol):
 
     def embeddings_for(self, embed_hashes: Sequence[str], model: str) -> dict[str, np.ndarray]:
         """Stored embeddings of texts already embedded with `model`, keyed by the hash of the embedded text."""
+
+    # --- refresh ------------------------------------------------------------------------------------------------
+    def record_crawl(
+        self, source_id: str, url: str, options: Mapping[str, Any], refresh_interval_hours: float | None = None
+    ) -> None:
+        """Remember a crawl of `source_id` from `url` (the latest options per URL win); a non-None
+        `refresh_interval_hours` becomes the source's refresh interval (0: never refreshed on a schedule)."""
+
+    def source_crawls(self, source_id: str) -> list[SourceCrawl]:
+        """The crawls recorded for a source, oldest first."""
+
+    def refresh_schedule(self) -> list[RefreshSchedule]:
+        """Every source's refresh interval and last crawl and refresh times."""
+
+    def mark_refreshed(self, source_id: str) -> None:
+        """Record that a refresh of the source just ended."""
+
+    def source_page_urls(self, source_id: str) -> list[str]:
+        """The URLs of every stored page of a source."""
+
+    def delete_pages(self, source_id: str, urls: Sequence[str]) -> int:
+        """Remove pages of a source with their chunks, code examples, vectors and keyword index rows, in one
+        transaction; URLs of other sources or not stored are ignored. Returns how many pages were removed."""
 
     # --- search -------------------------------------------------------------------------------------------------
     # `sources` keeps only these source keys (`source_filter` reads it); None: every source.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -13,10 +13,12 @@ from psycopg import errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from crawlrag.models import CodeHit, CrawlJob, DeletedCounts, SearchHit, SourceInfo, SourceVersion, StoredPage
-from crawlrag.store import postgres_jobs, postgres_reindex, postgres_write
+from crawlrag.store import postgres_jobs, postgres_refresh, postgres_reindex, postgres_write
 from crawlrag.store.base import (
     EmbeddingMismatchError,
     PageWrite,
+    RefreshSchedule,
+    SourceCrawl,
     SourceEmbeddings,
     SourceTexts,
     StoreError,
@@ -49,7 +51,7 @@ from crawlrag.versions import split_source_key
 
 __all__ = ["PostgresStore", "migrate"]
 
-_TABLES = ("sources", "pages", "crawled_pages", "code_examples", "crawl_jobs", "crawlrag_schema")
+_TABLES = ("sources", "pages", "crawled_pages", "code_examples", "crawl_jobs", "source_crawls", "crawlrag_schema")
 
 
 def _chunk_hit(
@@ -290,12 +292,13 @@ class PostgresStore:
         with self._connection() as conn:
             row = conn.execute(
                 "SELECT url, source_id, title, content_hash, chunk_count, etag, last_modified, crawled_at, kind,"
-                f" index_fingerprint FROM pages WHERE {where}",
+                f" index_fingerprint, links FROM pages WHERE {where}",
                 params,
             ).fetchone()
         if row is None:
             return None
-        return StoredPage(*row[:7], crawled_at=row[7].astimezone(UTC), kind=row[8], fingerprint=row[9])
+        links = tuple(row[10]) if row[10] is not None else None
+        return StoredPage(*row[:7], crawled_at=row[7].astimezone(UTC), kind=row[8], fingerprint=row[9], links=links)
 
     def page_markdown(self, url: str, source_id: str | None = None) -> str | None:
         where, params = _page_where(url, source_id)
@@ -337,6 +340,35 @@ class PostgresStore:
                 (model, unique),
             )
             return {row[0]: row[1] for row in cur}
+
+    # --- refresh ------------------------------------------------------------------------------------------------
+    def record_crawl(
+        self, source_id: str, url: str, options: Mapping[str, Any], refresh_interval_hours: float | None = None
+    ) -> None:
+        with self._transaction() as conn:
+            postgres_refresh.record_crawl(conn, source_id, url, options, refresh_interval_hours)
+
+    def source_crawls(self, source_id: str) -> list[SourceCrawl]:
+        with self._connection() as conn:
+            return postgres_refresh.source_crawls(conn, source_id)
+
+    def refresh_schedule(self) -> list[RefreshSchedule]:
+        with self._connection() as conn:
+            return postgres_refresh.refresh_schedule(conn)
+
+    def mark_refreshed(self, source_id: str) -> None:
+        with self._connection() as conn:
+            postgres_refresh.mark_refreshed(conn, source_id)
+
+    def source_page_urls(self, source_id: str) -> list[str]:
+        with self._connection() as conn:
+            return postgres_refresh.source_page_urls(conn, source_id)
+
+    def delete_pages(self, source_id: str, urls: Sequence[str]) -> int:
+        if not urls:
+            return 0
+        with self._transaction() as conn:
+            return postgres_refresh.delete_pages(conn, source_id, urls)
 
     # --- search -------------------------------------------------------------------------------------------------
     def _query_vector(self, query: np.ndarray) -> np.ndarray:

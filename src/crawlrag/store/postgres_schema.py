@@ -166,6 +166,21 @@ MIGRATIONS: list[str] = [
     ALTER TABLE pages ADD CONSTRAINT pages_source_id_url_key UNIQUE (source_id, url);
     CREATE INDEX pages_url ON pages (url);
     """,
+    # refresh: the crawls each source was made with (a refresh runs them again) and its refresh schedule
+    """
+    CREATE TABLE source_crawls (
+        source_id text NOT NULL REFERENCES sources (source_id) ON DELETE CASCADE,
+        url text NOT NULL,
+        options jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (source_id, url)
+    );
+    ALTER TABLE sources ADD COLUMN refresh_interval_hours double precision;
+    ALTER TABLE sources ADD COLUMN refreshed_at timestamptz;
+    -- a page's links when it was stored: a page that did not change (304) still leads on
+    ALTER TABLE pages ADD COLUMN links jsonb;
+    """,
 ]
 
 

@@ -26,14 +26,14 @@ _CODE_TYPES = ["int8", "text", "text", "int4", "text", "text", "text", "text", "
 
 _UPSERT_PAGE = """
     INSERT INTO pages (url, source_id, title, markdown, content_hash, word_count, chunk_count, etag,
-                       last_modified, kind, crawled_at, index_fingerprint)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), %s)
+                       last_modified, kind, crawled_at, index_fingerprint, links)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), %s, %s)
     ON CONFLICT (source_id, url) DO UPDATE SET
         title = EXCLUDED.title, markdown = EXCLUDED.markdown,
         content_hash = EXCLUDED.content_hash, word_count = EXCLUDED.word_count,
         chunk_count = EXCLUDED.chunk_count, etag = EXCLUDED.etag,
         last_modified = EXCLUDED.last_modified, kind = EXCLUDED.kind, crawled_at = EXCLUDED.crawled_at,
-        index_fingerprint = EXCLUDED.index_fingerprint
+        index_fingerprint = EXCLUDED.index_fingerprint, links = EXCLUDED.links
     RETURNING id
 """
 
@@ -103,7 +103,8 @@ def write_page(conn: psycopg.Connection[Any], write: PageWrite, vector_oid: int)
     page_row = conn.execute(
         _UPSERT_PAGE,
         (url, source_id, clean(page.title), clean(page.markdown), page.content_hash, page.word_count,
-         len(write.chunks), clean_opt(page.etag), clean_opt(page.last_modified), page.kind, write.fingerprint),
+         len(write.chunks), clean_opt(page.etag), clean_opt(page.last_modified), page.kind, write.fingerprint,
+         Jsonb([clean(link) for link in page.links])),
     ).fetchone()  # fmt: skip
     assert page_row is not None
     page_id = int(page_row[0])

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -23,10 +24,12 @@ from crawlrag.models import (
     StoredPage,
     utcnow,
 )
-from crawlrag.store import sqlite_jobs, sqlite_reindex, sqlite_write
+from crawlrag.store import sqlite_jobs, sqlite_refresh, sqlite_reindex, sqlite_write
 from crawlrag.store.base import (
     EmbeddingMismatchError,
     PageWrite,
+    RefreshSchedule,
+    SourceCrawl,
     SourceEmbeddings,
     SourceTexts,
     StoreError,
@@ -271,12 +274,15 @@ class SQLiteStore:
         with self._read() as conn:
             row = conn.execute(
                 "SELECT url, source_id, title, content_hash, chunk_count, etag, last_modified, crawled_at, kind,"
-                f" index_fingerprint FROM pages WHERE {where}",
+                f" index_fingerprint, links FROM pages WHERE {where}",
                 params,
             ).fetchone()
         if row is None:
             return None
-        return StoredPage(*row[:7], crawled_at=datetime.fromisoformat(row[7]), kind=row[8], fingerprint=row[9])
+        links = tuple(json.loads(row[10])) if row[10] is not None else None
+        return StoredPage(
+            *row[:7], crawled_at=datetime.fromisoformat(row[7]), kind=row[8], fingerprint=row[9], links=links
+        )
 
     def page_markdown(self, url: str, source_id: str | None = None) -> str | None:
         where, params = _page_where(url, source_id)
@@ -347,6 +353,39 @@ class SQLiteStore:
                 ):
                     found[embed_hash] = np.frombuffer(blob, dtype=np.float32)
         return found
+
+    # --- refresh ------------------------------------------------------------------------------------------------
+    def record_crawl(
+        self, source_id: str, url: str, options: Mapping[str, Any], refresh_interval_hours: float | None = None
+    ) -> None:
+        with self._write() as conn:
+            sqlite_refresh.record_crawl(conn, source_id, url, options, refresh_interval_hours)
+
+    def source_crawls(self, source_id: str) -> list[SourceCrawl]:
+        with self._read() as conn:
+            return sqlite_refresh.source_crawls(conn, source_id)
+
+    def refresh_schedule(self) -> list[RefreshSchedule]:
+        with self._read() as conn:
+            return sqlite_refresh.refresh_schedule(conn)
+
+    def mark_refreshed(self, source_id: str) -> None:
+        with self._write() as conn:
+            sqlite_refresh.mark_refreshed(conn, source_id)
+
+    def source_page_urls(self, source_id: str) -> list[str]:
+        with self._read() as conn:
+            return sqlite_refresh.source_page_urls(conn, source_id)
+
+    def delete_pages(self, source_id: str, urls: Sequence[str]) -> int:
+        if not urls:
+            return 0
+        with self._write() as conn:
+            deleted, chunk_ids, code_ids = sqlite_refresh.delete_pages(conn, source_id, urls)
+        with self._index_lock:  # after the commit, as for write_page
+            self._chunk_index.remove(chunk_ids)
+            self._code_index.remove(code_ids)
+        return deleted
 
     # --- search -------------------------------------------------------------------------------------------------
     def _rows_by_id(self, table: str, columns: str, ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:

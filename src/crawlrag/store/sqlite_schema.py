@@ -156,6 +156,21 @@ MIGRATIONS: list[Migration] = [
     """,
     # versions: sources are (site, version); pages are (source_id, url)
     _pages_keyed_by_source,
+    # refresh: the crawls each source was made with (a refresh runs them again) and its refresh schedule
+    """
+    CREATE TABLE source_crawls (
+        source_id TEXT NOT NULL REFERENCES sources(source_id) ON DELETE CASCADE,
+        url TEXT NOT NULL,
+        options TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (source_id, url)
+    );
+    ALTER TABLE sources ADD COLUMN refresh_interval_hours REAL;
+    ALTER TABLE sources ADD COLUMN refreshed_at TEXT;
+    -- a page's links (JSON list) when it was stored: a page that did not change (304) still leads on
+    ALTER TABLE pages ADD COLUMN links TEXT;
+    """,
 ]
 
 

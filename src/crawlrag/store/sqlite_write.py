@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 
@@ -37,7 +38,7 @@ def replace_page(conn: sqlite3.Connection, write: PageWrite, model_name: str) ->
         conn.execute("DELETE FROM pages WHERE id = ?", (old[0],))
     page_id = conn.execute(
         "INSERT INTO pages (url, source_id, title, markdown, content_hash, word_count, chunk_count, etag,"
-        " last_modified, crawled_at, kind, index_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " last_modified, crawled_at, kind, index_fingerprint, links) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             page.url,
             page.source_id,
@@ -51,6 +52,7 @@ def replace_page(conn: sqlite3.Connection, write: PageWrite, model_name: str) ->
             utcnow().isoformat(),
             page.kind,
             write.fingerprint,
+            json.dumps(page.links),
         ),
     ).lastrowid
     chunk_ids = [

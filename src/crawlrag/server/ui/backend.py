@@ -16,6 +16,7 @@ import anyio
 from crawlrag.crawl import source_id_for
 from crawlrag.models import CodeHit, CrawlJob, JobStatus, SearchHit, SourceInfo
 from crawlrag.pipeline.options import CrawlOptions
+from crawlrag.pipeline.refresh_jobs import start_refresh
 from crawlrag.search import SearchMode
 from crawlrag.server.arguments import ArgumentError, check_job_id
 from crawlrag.server.runtime import ServerRuntime
@@ -34,7 +35,7 @@ _BLANK_LINES = re.compile(r"\n\s*\n+")
 @dataclass(frozen=True, slots=True)
 class SourceRow:
     info: SourceInfo
-    start_url: str | None  # the URL of its newest crawl job: what "refresh" crawls again, None when unknown
+    start_url: str | None  # the URL of its newest crawl job, None when unknown
 
     @property
     def source_id(self) -> str:
@@ -200,17 +201,12 @@ class UiBackend:
         return await anyio.to_thread.run_sync(self.runtime.context.store.delete_source, source_id)
 
     async def refresh_source(self, source_id: str) -> str:
-        """Crawl the source's start URL again with its last options, as a new job; returns the job id."""
-        rows = {row.source_id: row for row in await self.sources()}
-        row = rows.get(source_id)
-        if row is None or row.start_url is None:
-            raise ArgumentError(f"no crawl job of {source_id[:100]!r} is known, so its start URL is not either")
-        jobs = await self.runtime.jobs.records(JOBS_SHOWN)
-        latest = next((job for job in jobs if job.url == row.start_url), None)
-        if latest is None:
-            raise ArgumentError(f"the crawl jobs of {source_id[:100]!r} are gone; add a crawl instead")
-        spec = CrawlOptions.from_stored(latest.url, latest.options, self.settings)
-        return (await self.runtime.jobs.submit(spec)).job_id
+        """Refresh the source (its recorded crawls again, gone pages removed) as a job; returns the job id."""
+        entries = await anyio.to_thread.run_sync(self.runtime.context.store.source_versions)
+        if source_id not in {entry.source_id for entry in entries}:
+            raise ArgumentError(f"there is no source {source_id[:100]!r}")
+        job = await start_refresh(self.runtime.jobs, source_id)  # no recorded crawl: RefreshInputError
+        return job.job_id
 
     # --- crawls and jobs --------------------------------------------------------------------------------------
 
