@@ -20,7 +20,8 @@ from crawlrag.models import JobStatus, utcnow
 from crawlrag.pipeline.jobs import Job, JobManager
 from crawlrag.pipeline.options import CrawlOptions
 from crawlrag.pipeline.refresh import RefreshInputError, select_sources
-from crawlrag.pipeline.refresh_jobs import start_refresh
+from crawlrag.pipeline.refresh_jobs import start_refresh, start_refreshes
+from crawlrag.versions import source_key
 
 SettingsFactory = Callable[..., Settings]
 Submit = Callable[[JobManager], Awaitable[Job]]
@@ -199,7 +200,7 @@ async def test_refresh_selection_names_the_known_sources(settings: Settings, emb
     context = AppContext.create(settings, embedder=embedder)
     try:
         assert select_sources(context.store) == []
-        with pytest.raises(RefreshInputError, match=r"no source 'nowhere\.example'"):
+        with pytest.raises(RefreshInputError, match=r"unknown source 'nowhere\.example'"):
             select_sources(context.store, "nowhere.example")
     finally:
         context.close()
@@ -218,3 +219,48 @@ async def test_refresh_of_an_unchanged_site_sends_only_conditional_requests(
     assert result["pages_unchanged"] == 4 and result["chunks_embedded"] == 0 and result["pages_removed"] == 0
     # The home page's links were stored with it: a 304 leads on to them, no page is downloaded again.
     assert sorted(site.requests) == sorted((path, 304) for path in ("/", "/a.html", "/b.html", "/c.html"))
+
+
+def versioned_site() -> ChangingSite:
+    """Versions 1.0 and 2.0 of one site at different paths of one host."""
+    pages = {}
+    for version in ("1.0", "2.0"):
+        root = f"/{version}"
+        tag = "v" + version.replace(".", "")
+        pages |= {
+            f"{root}/": doc(f"{tag} home", f"The {tag} docs.", f"{root}/a.html", f"{root}/b.html", f"{root}/c.html"),
+            f"{root}/a.html": doc("Alpha", f"Alpha in {tag}: koalaoriginal{tag} settings are the default."),
+            f"{root}/b.html": doc("Beta", f"Beta in {tag}: the dingoremoved{tag} command line tool."),
+            f"{root}/c.html": doc("Gamma", f"Gamma in {tag}: installation on every platform."),
+        }
+    return ChangingSite(pages)
+
+
+async def test_refresh_of_one_version_leaves_the_other_version_untouched(
+    settings: Settings, embedder: LocalEmbedder
+) -> None:
+    async def refresh_version(jobs: JobManager) -> Job:
+        (job,), problems = await start_refreshes(jobs, site.source_id, "1.0")
+        assert problems == []
+        return job
+
+    with serve_changing(versioned_site()) as site:
+        await run_jobs(settings, embedder, crawl(settings, site.url("/1.0/")), crawl(settings, site.url("/2.0/")))
+        old, new = source_key(site.source_id, "1.0"), source_key(site.source_id, "2.0")
+        assert found(settings, embedder, "koalaoriginalv10") == {site.url("/1.0/a.html")}
+        before = found(settings, embedder, "koalaoriginalv20", new) | found(settings, embedder, "dingoremovedv20", new)
+
+        site.pages["/1.0/a.html"] = doc("Alpha", "Alpha in v10: wallabyrewritten settings now apply.")
+        del site.pages["/1.0/b.html"]
+        site.pages["/1.0/d.html"] = doc("Delta", "Delta in v10: the bilbyadded plugin system.")
+        site.pages["/1.0/"] = doc("v10 home", "The v10 docs.", "/1.0/a.html", "/1.0/c.html", "/1.0/d.html")
+        (refreshed,) = await run_jobs(settings, embedder, refresh_version)
+
+    result = report(refreshed)
+    assert (result["pages_added"], result["pages_removed"]) == (1, 1) and result["pages_changed"] >= 1
+    assert found(settings, embedder, "koalaoriginalv10") == set()
+    assert found(settings, embedder, "dingoremovedv10") == set()
+    assert found(settings, embedder, "wallabyrewritten", old) == {site.url("/1.0/a.html")}
+    assert found(settings, embedder, "bilbyadded", old) == {site.url("/1.0/d.html")}
+    after = found(settings, embedder, "koalaoriginalv20", new) | found(settings, embedder, "dingoremovedv20", new)
+    assert after == before == {site.url("/2.0/a.html"), site.url("/2.0/b.html")}

@@ -83,7 +83,7 @@ async def test_refresh_source_tool_reports_and_runs_as_a_job(
 
     tool = tools["refresh_source"]
     assert tool.annotations is not None and tool.annotations.destructive_hint is True
-    assert set(tool.input_schema["properties"]) == {"source"}
+    assert set(tool.input_schema["properties"]) == {"source", "version"}
     assert "refresh_interval_hours" in tools["smart_crawl_url"].input_schema["properties"]
     assert crawled["status"] == "completed"
     assert refreshed["success"] and refreshed["count"] == 1
