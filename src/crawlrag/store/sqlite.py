@@ -22,9 +22,9 @@ from crawlrag.models import (
     StoredPage,
     utcnow,
 )
-from crawlrag.store import sqlite_jobs, sqlite_reindex, sqlite_write
+from crawlrag.store import sqlite_fts, sqlite_jobs, sqlite_reindex, sqlite_write
 from crawlrag.store.base import EmbeddingMismatchError, PageWrite, SourceEmbeddings, SourceTexts, StoreError
-from crawlrag.store.query_terms import TermShares, fts5_match, keyword_terms
+from crawlrag.store.query_terms import TermShares, fts5_query, keyword_terms
 from crawlrag.store.sqlite_catch_up import catch_up
 from crawlrag.store.sqlite_errors import begin_immediate, translated_errors
 from crawlrag.store.sqlite_readers import ReaderPool, SharedReader
@@ -384,36 +384,24 @@ class SQLiteStore:
         weights: str,
         kinds: Collection[str] | None = None,
     ) -> list[tuple[Any, ...]]:
-        match = fts5_match(query, *self._term_shares(table, query))
-        if match is None or limit <= 0 or (kinds is not None and not kinds):
+        fts = fts5_query(query, *self._term_shares(table, query))
+        if fts is None or limit <= 0 or (kinds is not None and not kinds):
             return []
-        base = "chunks" if table == "chunks_fts" else "code_examples"
-        # `rank` with a LIMIT lets FTS5 keep only the best rows while it scores; the hits' columns are read for
-        # those rows alone, never for every row that matches.
-        if source_id is None and kinds is None:
-            sql = (
-                f"WITH top AS (SELECT rowid AS id, rank FROM {table} WHERE {table} MATCH ? "
-                f"AND rank MATCH 'bm25({weights})' ORDER BY rank LIMIT ?) "
-                f"SELECT {columns}, -top.rank AS score FROM top JOIN {base} {alias} ON {alias}.id = top.id "
-                "ORDER BY top.rank"
-            )
-            params: list[Any] = [match, limit]
-        else:
-            filters, params = "", [match]
-            if source_id is not None:
-                filters += f" AND {alias}.source_id = ?"
-                params.append(source_id)
-            if kinds is not None:
-                filters += f" AND {alias}.kind IN ({','.join('?' * len(kinds))})"
-                params.extend(kinds)
-            params.append(limit)
-            sql = (
-                f"SELECT {columns}, -{table}.rank AS score FROM {table} "
-                f"JOIN {base} {alias} ON {alias}.id = {table}.rowid WHERE {table} MATCH ? "
-                f"AND {table}.rank MATCH 'bm25({weights})'{filters} ORDER BY {table}.rank LIMIT ?"
-            )
+        base = f"{'chunks' if table == 'chunks_fts' else 'code_examples'} {alias}"
+        join, filters, params = "", "", []
+        if source_id is not None or kinds is not None:
+            join = f" JOIN {base} ON {alias}.id = {table}.rowid"
+        if source_id is not None:
+            filters += f" AND {alias}.source_id = ?"
+            params.append(source_id)
+        if kinds is not None:
+            filters += f" AND {alias}.kind IN ({','.join('?' * len(kinds))})"
+            params.extend(kinds)
         with self._read() as conn:
-            return conn.execute(sql, params).fetchall()
+            ranked = sqlite_fts.best_rows(conn, table, weights, fts, limit, join=join, filters=filters, params=params)
+        # The hits' columns are read for the best rows alone, never for every row that matches.
+        rows = self._rows_by_id(base, columns, [rowid for rowid, _ in ranked])
+        return [(*rows[rowid], score) for rowid, score in ranked if rowid in rows]
 
     def keyword_search(
         self, query: str, limit: int, source_id: str | None = None, kinds: Collection[str] | None = None
