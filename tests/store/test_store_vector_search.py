@@ -157,3 +157,19 @@ def test_two_instances_writing_in_turn_both_search_every_row(
     texts = [text for texts, _ in corpus.values() for text in texts]
     nearest = [texts[i] for i in np.argsort(-(matrix @ query), kind="stable")[:3]]
     assert [hit.content for hit in second.vector_search(query, 3)] == nearest
+
+
+def test_in_memory_sqlite_store_searches_its_one_connection(rng: np.random.Generator) -> None:
+    from crawlrag.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(":memory:")
+    try:
+        store.ensure_source("a.example.com", MODEL, DIM)
+        vectors = unit_vectors(rng, 2)
+        store.write_page(page_write("https://a.example.com/1", "a.example.com", ["one apple", "two pears"], vectors))
+        assert [hit.content for hit in store.vector_search(vectors[1], 1)] == ["two pears"]
+        assert [hit.content for hit in store.keyword_search("apple", 5)] == ["one apple"]
+        store.delete_source("a.example.com")
+        assert store.vector_search(vectors[1], 5) == [] and store.keyword_search("apple", 5) == []
+    finally:
+        store.close()
