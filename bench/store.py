@@ -15,8 +15,9 @@ with a source filter (a source holding about 1% of the rows, and the largest sou
 search (vector + keyword at once in worker threads, with the candidate pool the search service uses, fused by
 RRF), and recall@10 of both vector searches against exact numpy search. The machine's matmul ceiling is printed
 first; exact vector search is a matrix-vector product bound by memory bandwidth, so its line gives the GB/s it
-streams and its share of the fp32 ceiling (small by nature: one multiply-add per 4 bytes read). PostgreSQL gets a VACUUM ANALYZE after
-the load, as autovacuum would do on its own; its database is created for the run and dropped after it.
+streams and its share of the fp32 ceiling (small by nature: one multiply-add per 4 bytes read). PostgreSQL gets a
+VACUUM ANALYZE after the load, as autovacuum would do on its own; its database is created for the run and dropped
+after it.
 """
 
 from __future__ import annotations
