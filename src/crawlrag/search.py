@@ -248,10 +248,14 @@ class SearchService:
             timings[name] = round((time.perf_counter() - started) * 1000, 2)
             return result
 
+        def vector_work() -> list[Hit]:
+            self.check_embedding_model(sources)
+            return vector(self.embedder.embed_query(query), pool, sources)
+
         async def vector_side() -> list[Hit]:
-            await anyio.to_thread.run_sync(self.check_embedding_model, sources)
-            vec = await anyio.to_thread.run_sync(self.embedder.embed_query, query)
-            return await anyio.to_thread.run_sync(vector, vec, pool, sources)
+            # One worker thread for the whole side: each hand-over between threads waits for a core, which on a
+            # busy machine costs milliseconds.
+            return await anyio.to_thread.run_sync(vector_work)
 
         async def keyword_side() -> list[Hit]:
             return await anyio.to_thread.run_sync(keyword, query, pool, sources)

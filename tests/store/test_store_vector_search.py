@@ -128,3 +128,48 @@ def test_second_instance_sees_writes_and_deletes_of_the_first(
     first.delete_source("a.example.com")
     assert second.vector_search(query, 5) == []
     assert second.list_sources() == []
+
+
+def test_two_instances_writing_in_turn_both_search_every_row(
+    open_store: Callable[[], Store], rng: np.random.Generator
+) -> None:
+    # Each instance applies its own writes to its matrix and catches up with the other's: rows replaced or
+    # deleted by one must leave the other's matrix too, and rows added by one must never be skipped by the other.
+    first, second = open_store(), open_store()
+    first.ensure_source("a.example.com", MODEL, DIM)
+    corpus: dict[str, tuple[list[str], np.ndarray]] = {}
+
+    def write(store: Store, page: int, texts: list[str]) -> None:
+        url = f"https://a.example.com/{page}"
+        corpus[url] = (texts, unit_vectors(rng, len(texts)))
+        store.write_page(page_write(url, "a.example.com", *corpus[url]))
+
+    write(first, 1, ["one", "two"])
+    write(second, 2, ["three"])
+    write(first, 3, ["four", "five"])
+    write(second, 1, ["six"])  # replaces the first's page 1
+    write(first, 4, ["seven"])
+    expected = sorted(text for texts, _ in corpus.values() for text in texts)
+    query = unit_vectors(rng, 1)[0]
+    for store in (first, second):
+        assert sorted(hit.content for hit in store.vector_search(query, 20)) == expected
+    matrix = np.concatenate([vectors for _, vectors in corpus.values()])
+    texts = [text for texts, _ in corpus.values() for text in texts]
+    nearest = [texts[i] for i in np.argsort(-(matrix @ query), kind="stable")[:3]]
+    assert [hit.content for hit in second.vector_search(query, 3)] == nearest
+
+
+def test_in_memory_sqlite_store_searches_its_one_connection(rng: np.random.Generator) -> None:
+    from crawlrag.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(":memory:")
+    try:
+        store.ensure_source("a.example.com", MODEL, DIM)
+        vectors = unit_vectors(rng, 2)
+        store.write_page(page_write("https://a.example.com/1", "a.example.com", ["one apple", "two pears"], vectors))
+        assert [hit.content for hit in store.vector_search(vectors[1], 1)] == ["two pears"]
+        assert [hit.content for hit in store.keyword_search("apple", 5)] == ["one apple"]
+        store.delete_source("a.example.com")
+        assert store.vector_search(vectors[1], 5) == [] and store.keyword_search("apple", 5) == []
+    finally:
+        store.close()

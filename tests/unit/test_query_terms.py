@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 
 from crawlrag.store import query_terms
-from crawlrag.store.query_terms import fts5_match, informative_terms, keyword_terms, query_style
+from crawlrag.store.query_terms import bm25_idf, fts5_match, fts5_query, informative_terms, keyword_terms, query_style
 
 HOSTILE = [
     "except*",
@@ -114,3 +114,23 @@ def test_common_terms_are_left_out_only_past_the_matched_rows_budget() -> None:
     assert informative_terms([], shares, 10) == []
     assert fts5_match("get inserted row", shares, budget * 5) == '"inserted"'
     assert fts5_match("os.path join", {"os": 0.5, "path": 0.5, "join": 0.5}, budget * 10) == '"os path" OR "os"'
+
+
+def test_splits_put_the_rarest_terms_first_and_bound_the_rest() -> None:
+    shares = {"descriptor": 0.01, "file": 0.2, "open": 0.2}
+    query = fts5_query("open file descriptor", shares, 10_000)
+    assert query is not None
+    assert query.match == '"open" OR "file" OR "descriptor"'
+    first = query.splits[0]
+    assert first.rare == '"descriptor"'
+    assert first.both == '("descriptor") AND ("open" OR "file")'
+    assert first.bound == pytest.approx(2.2 * (bm25_idf(0.2, 10_000) * 2))
+    # A split whose rare parts hold most of the query's rows saves less than it costs: not offered.
+    assert [split.rare for split in query.splits] == ['"descriptor"']
+    assert fts5_query("file descriptor").splits == ()  # type: ignore[union-attr]
+
+
+def test_phrases_always_count_as_rare() -> None:
+    query = fts5_query("os.path join", {"os": 0.01, "path": 0.02, "join": 0.05}, 10_000)
+    assert query is not None
+    assert [split.rare for split in query.splits] == ['"os path" OR "os"', '"os path" OR "os" OR "path"']

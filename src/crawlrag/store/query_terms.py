@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
@@ -22,6 +24,8 @@ MAX_TERMS = 32
 # thousand chunks it never applies. (Leaving out every term above a share of the rows, tried first, lost MRR on
 # the git-doc dev set: a word common on one site, like "commit" or "branch" there, still tells pages apart.)
 MAX_MATCHED_ROWS = 20_000
+# Exact pruning (Fts5Split) is tried while the rare parts hold at most this share of the rows the query matches.
+MAX_RARE_SHARE = 0.5
 
 STOPWORDS = frozenset(
     (
@@ -75,21 +79,75 @@ def informative_terms(terms: list[str], doc_share: Mapping[str, float], total_ro
     return [term for term in terms if term in kept]
 
 
-def fts5_match(text: str, doc_share: Mapping[str, float] | None = None, total_rows: int = 0) -> str | None:
-    """An FTS5 MATCH expression for `text`, or None when it holds no searchable word.
+@dataclass(frozen=True, slots=True)
+class Fts5Query:
+    """An FTS5 MATCH expression and the ways to rank it exactly while scoring fewer rows (see `splits`)."""
+
+    match: str
+    splits: tuple[Fts5Split, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Fts5Split:
+    """The query's rarest parts (`rare`) and the rest: a row holding none of the rare parts scores at most `bound`.
+
+    bm25 is a sum over the query's parts of idf * f * (k1 + 1) / (f + k1 * length norm), which stays below
+    idf * (k1 + 1) however often a part occurs. So once `limit` rows holding a rare part score above `bound`,
+    rows that hold only common parts cannot reach the top: ranking `rare` alone gives every row holding no common
+    part its exact score, and ranking `both` (rare AND common) gives the rest theirs, each part counted once.
+    """
+
+    rare: str
+    both: str
+    bound: float
+
+
+# FTS5's bm25 constants and its floor for the idf of a term most rows hold.
+BM25_K1 = 1.2
+_MIN_IDF = 1e-6
+
+
+def bm25_idf(share: float, total_rows: int) -> float:
+    """FTS5's idf of a term held by `share` of `total_rows` rows."""
+    held = share * total_rows
+    return max(math.log((total_rows - held + 0.5) / (held + 0.5)), _MIN_IDF)
+
+
+def fts5_query(text: str, doc_share: Mapping[str, float] | None = None, total_rows: int = 0) -> Fts5Query | None:
+    """The FTS5 query for `text`, or None when it holds no searchable word.
 
     Every term is double-quoted, so FTS5 operators in the input (`NEAR(`, `*`, `"`, `-`, `AND`) are plain words.
     Identifier phrases are added so that `os.scandir` ranks the adjacent pair above pages that mention both apart.
-    With `doc_share` and `total_rows` (see informative_terms), the most common single terms may be left out.
+    With `doc_share` and `total_rows` (see informative_terms), the most common single terms may be left out, and
+    splits into rare and common parts are offered, rarest first (phrases always count as rare: their share is
+    not counted).
     """
     terms, phrases = keyword_terms(text)
     if not terms:
         return None
     if doc_share is not None:
         terms = informative_terms(terms, doc_share, total_rows)
-    parts = [f'"{" ".join(phrase)}"' for phrase in phrases if len(phrase) > 1]
-    parts += [f'"{term}"' for term in terms]
-    return " OR ".join(dict.fromkeys(parts))
+    quoted = list(dict.fromkeys(f'"{" ".join(phrase)}"' for phrase in phrases if len(phrase) > 1))
+    match = " OR ".join(dict.fromkeys(quoted + [f'"{term}"' for term in terms]))
+    if doc_share is None:
+        return Fts5Query(match)
+    rarest = sorted(terms, key=lambda term: doc_share.get(term, 0.0))
+    held = [doc_share.get(term, 0.0) for term in rarest]
+    splits = []
+    for cut in range(1, len(rarest)):
+        if sum(held[:cut]) > MAX_RARE_SHARE * sum(held):
+            break  # ranking the rare parts first would save less than a failed try costs
+        rare = " OR ".join(quoted + [f'"{term}"' for term in rarest[:cut]])
+        common = " OR ".join(f'"{term}"' for term in rarest[cut:])
+        bound = sum(bm25_idf(doc_share.get(term, 0.0), total_rows) for term in rarest[cut:]) * (BM25_K1 + 1)
+        splits.append(Fts5Split(rare, f"({rare}) AND ({common})", bound))
+    return Fts5Query(match, tuple(splits))
+
+
+def fts5_match(text: str, doc_share: Mapping[str, float] | None = None, total_rows: int = 0) -> str | None:
+    """The MATCH expression of fts5_query(text, ...), or None when `text` holds no searchable word."""
+    query = fts5_query(text, doc_share, total_rows)
+    return query.match if query else None
 
 
 class TermShares:

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from crawlrag.models import (
     StoredPage,
     utcnow,
 )
-from crawlrag.store import sqlite_jobs, sqlite_refresh, sqlite_reindex, sqlite_write
+from crawlrag.store import sqlite_fts, sqlite_jobs, sqlite_refresh, sqlite_reindex, sqlite_write
 from crawlrag.store.base import (
     EmbeddingMismatchError,
     PageWrite,
@@ -35,8 +36,10 @@ from crawlrag.store.base import (
     StoreError,
     source_filter,
 )
-from crawlrag.store.query_terms import TermShares, fts5_match, keyword_terms
+from crawlrag.store.query_terms import TermShares, fts5_query, keyword_terms
+from crawlrag.store.sqlite_catch_up import catch_up
 from crawlrag.store.sqlite_errors import begin_immediate, translated_errors
+from crawlrag.store.sqlite_readers import ReaderPool, SharedReader
 from crawlrag.store.sqlite_schema import migrate
 from crawlrag.store.vector_index import VectorIndex
 from crawlrag.versions import split_source_key
@@ -74,23 +77,29 @@ class SQLiteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the database folder {self.path.parent}: {exc}") from exc
-        # Writes and reads use their own connection and lock: a writer waiting for another process's write lock
-        # (BEGIN IMMEDIATE retries for up to busy_timeout) must never hold up a search or /health. WAL readers
-        # see the last commit and never wait for writers.
+        # Writes, reads and catch-ups use their own connections: a writer waiting for another process's write
+        # lock (BEGIN IMMEDIATE retries for up to busy_timeout) must never hold up a search or /health, and two
+        # reads (the two sides of a hybrid search) run at once. WAL readers see the last commit and never wait
+        # for writers.
         self._lock = threading.RLock()  # the write connection
-        self._read_lock = threading.RLock()
         # Catching up with other connections' commits and applying our own commit to the in-memory matrices must
         # not interleave (a catch-up reading ids before our commit would drop the rows we just added).
-        # Lock order: write, index, read.
+        # Lock order: write, index.
         self._index_lock = threading.RLock()
         with translated_errors(self.path):
             self._conn = self._connect(busy_timeout_ms)
             self._conn.execute("PRAGMA journal_mode = WAL")
             self.schema_version = migrate(self._conn)
-            in_memory = str(path) == ":memory:"  # a second connection would open another, empty database
-            self._reader = self._conn if in_memory else self._connect(busy_timeout_ms)
-            if in_memory:
-                self._read_lock = self._index_lock = self._lock
+            self._readers: ReaderPool | SharedReader
+            if str(path) == ":memory:":  # a second connection would open another, empty database
+                self._syncer = self._conn
+                self._index_lock = self._lock
+                self._readers = SharedReader(self._conn, self._lock)
+            else:
+                self._syncer = self._connect(busy_timeout_ms)
+                self._readers = ReaderPool(partial(self._connect, busy_timeout_ms))
+            # PRAGMA data_version changes when another connection commits, never for the connection's own commits.
+            self._write_version = self._data_version_of(self._conn)
         self._chunk_index = VectorIndex()
         self._code_index = VectorIndex()
         self._data_version = -1
@@ -105,19 +114,28 @@ class SQLiteStore:
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
 
+    @staticmethod
+    def _data_version_of(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._read_lock, translated_errors(self.path):
-            yield self._reader
+        with translated_errors(self.path), self._readers.borrow() as conn:
+            yield conn
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock, translated_errors(self.path):
             begin_immediate(self._conn)
             try:
-                # Holding the write lock, catch up with other connections' commits first (nothing to do when none
-                # happened), so rows this write replaces are known to the in-memory matrices.
-                self._sync_indexes()
+                # Holding the write lock, catch up with other connections' commits first, so rows this write
+                # replaces are known to the in-memory matrices. Our own commits are applied to the matrices as
+                # they happen, so a run of writes by this store alone never reads the tables back.
+                version = self._data_version_of(self._conn)
+                if version != self._write_version:
+                    with self._index_lock:
+                        self._catch_up(self._conn)
+                    self._write_version = version
                 yield self._conn
             except BaseException:
                 # SQLite rolls back by itself on some errors (SQLITE_FULL, I/O errors); a second ROLLBACK would
@@ -128,29 +146,35 @@ class SQLiteStore:
             self._conn.execute("COMMIT")
 
     def close(self) -> None:
-        with self._lock, self._read_lock:
-            if self._reader is not self._conn:
-                self._reader.close()
+        with self._lock, self._index_lock:
+            self._readers.close()
+            if self._syncer is not self._conn:
+                self._syncer.close()
             self._conn.close()
 
+    def _catch_up(self, conn: sqlite3.Connection) -> None:
+        catch_up(conn, "chunks", self._chunk_index, "kind")
+        catch_up(conn, "code_examples", self._code_index, "'content'")
+
     def _sync_indexes(self) -> None:
-        """Bring the in-memory vector matrices in line with rows that other processes added or removed."""
-        with self._index_lock, self._read() as conn:
-            version = conn.execute("PRAGMA data_version").fetchone()[0]
+        """Bring the in-memory vector matrices in line with rows that other connections added or removed."""
+        with self._index_lock, translated_errors(self.path):
+            conn = self._syncer
+            if conn is self._conn:  # in memory: nobody else commits
+                if self._data_version == -1:
+                    self._catch_up(conn)
+                    self._data_version = 0
+                return
+            version = self._data_version_of(conn)
             if version == self._data_version:
                 return
-            for table, index, kind in (
-                ("chunks", self._chunk_index, "kind"),
-                ("code_examples", self._code_index, "'content'"),
-            ):
-                stored = np.array([row[0] for row in conn.execute(f"SELECT id FROM {table}")], dtype=np.int64)
-                index.remove(np.setdiff1d(index.ids(), stored))
-                rows = conn.execute(
-                    f"SELECT id, source_id, embedding, {kind} FROM {table} WHERE id > ? ORDER BY id", (index.max_id,)
-                ).fetchall()
-                if rows:
-                    vectors = np.stack([np.frombuffer(row[2], dtype=np.float32) for row in rows])
-                    index.add([row[0] for row in rows], vectors, [row[1] for row in rows], [row[3] for row in rows])
+            conn.execute("BEGIN")  # one snapshot for every row read and the version recorded
+            try:
+                self._catch_up(conn)
+                # Read inside the snapshot the rows came from: a commit after it must count as new next time.
+                version = self._data_version_of(conn)
+            finally:
+                conn.execute("COMMIT")
             self._data_version = version
 
     # --- sources ------------------------------------------------------------------------------------------------
@@ -262,7 +286,7 @@ class SQLiteStore:
         with self._write() as conn:
             sqlite_reindex.replace_embeddings(conn, model, dimension, updates, utcnow().isoformat())
         # Rows moved to new ids and possibly a new dimension: rebuild the matrices from the committed rows.
-        with self._lock, self._index_lock, self._read_lock:
+        with self._lock, self._index_lock:
             self._chunk_index = VectorIndex()
             self._code_index = VectorIndex()
             self._data_version = -1
@@ -464,36 +488,24 @@ class SQLiteStore:
         kinds: Collection[str] | None = None,
     ) -> list[tuple[Any, ...]]:
         source_ids = source_filter(sources)
-        match = fts5_match(query, *self._term_shares(table, query))
-        if match is None or limit <= 0 or (kinds is not None and not kinds) or source_ids == ():
+        fts = fts5_query(query, *self._term_shares(table, query))
+        if fts is None or limit <= 0 or (kinds is not None and not kinds) or source_ids == ():
             return []
-        base = "chunks" if table == "chunks_fts" else "code_examples"
-        # `rank` with a LIMIT lets FTS5 keep only the best rows while it scores; the hits' columns are read for
-        # those rows alone, never for every row that matches.
-        if source_ids is None and kinds is None:
-            sql = (
-                f"WITH top AS (SELECT rowid AS id, rank FROM {table} WHERE {table} MATCH ? "
-                f"AND rank MATCH 'bm25({weights})' ORDER BY rank LIMIT ?) "
-                f"SELECT {columns}, -top.rank AS score FROM top JOIN {base} {alias} ON {alias}.id = top.id "
-                "ORDER BY top.rank"
-            )
-            params: list[Any] = [match, limit]
-        else:
-            filters, params = "", [match]
-            if source_ids is not None:
-                filters += f" AND {alias}.source_id IN ({','.join('?' * len(source_ids))})"
-                params.extend(source_ids)
-            if kinds is not None:
-                filters += f" AND {alias}.kind IN ({','.join('?' * len(kinds))})"
-                params.extend(kinds)
-            params.append(limit)
-            sql = (
-                f"SELECT {columns}, -{table}.rank AS score FROM {table} "
-                f"JOIN {base} {alias} ON {alias}.id = {table}.rowid WHERE {table} MATCH ? "
-                f"AND {table}.rank MATCH 'bm25({weights})'{filters} ORDER BY {table}.rank LIMIT ?"
-            )
+        base = f"{'chunks' if table == 'chunks_fts' else 'code_examples'} {alias}"
+        join, filters, params = "", "", []
+        if source_ids is not None or kinds is not None:
+            join = f" JOIN {base} ON {alias}.id = {table}.rowid"
+        if source_ids is not None:
+            filters += f" AND {alias}.source_id IN ({','.join('?' * len(source_ids))})"
+            params.extend(source_ids)
+        if kinds is not None:
+            filters += f" AND {alias}.kind IN ({','.join('?' * len(kinds))})"
+            params.extend(kinds)
         with self._read() as conn:
-            return conn.execute(sql, params).fetchall()
+            ranked = sqlite_fts.best_rows(conn, table, weights, fts, limit, join=join, filters=filters, params=params)
+        # The hits' columns are read for the best rows alone, never for every row that matches.
+        rows = self._rows_by_id(base, columns, [rowid for rowid, _ in ranked])
+        return [(*rows[rowid], score) for rowid, score in ranked if rowid in rows]
 
     def keyword_search(
         self, query: str, limit: int, sources: Collection[str] | None = None, kinds: Collection[str] | None = None

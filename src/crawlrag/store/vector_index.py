@@ -1,4 +1,4 @@
-"""Exact nearest-neighbour search over an in-memory float32 matrix (about 15 ms for top-10 at 100k chunks).
+"""Exact nearest-neighbour search over an in-memory float32 matrix (10 to 20 ms for top-10 at 100k chunks).
 
 SQLite in this Python cannot load extensions such as sqlite-vec, and exact search is both simpler and
 more accurate than an approximate index at the sizes one SQLite file holds.
@@ -123,7 +123,10 @@ class VectorIndex:
                 source_codes = [self._source_codes[s] for s in sources if s in self._source_codes]
                 if not source_codes:
                     return []
-            scores = self._matrix[: self._size] @ np.asarray(query, dtype=np.float32)
+            # einsum's own single-threaded loop rather than BLAS: a matrix-vector product is bound by memory
+            # bandwidth, and BLAS hands it to a thread per core, which on a busy machine (the keyword side of
+            # the same search runs on the other core) waits for a core: 24 ms instead of 1.3 ms at 20k rows.
+            scores = np.einsum("ij,j->i", self._matrix[: self._size], np.asarray(query, dtype=np.float32))
             mask = ~self._live[: self._size]
             if source_codes is not None:
                 if len(source_codes) == 1:
