@@ -109,7 +109,8 @@ _MIN_IDF = 1e-6
 
 def bm25_idf(share: float, total_rows: int) -> float:
     """FTS5's idf of a term held by `share` of `total_rows` rows."""
-    held = share * total_rows
+    # A cached share can be of a table that has shrunk since (a source deleted): never more rows than there are.
+    held = min(max(share, 0.0), 1.0) * total_rows
     return max(math.log((total_rows - held + 0.5) / (held + 0.5)), _MIN_IDF)
 
 
@@ -162,6 +163,11 @@ class TermShares:
         self._max_terms = max_terms
         self._counts: dict[tuple[str, str], tuple[int, float]] = {}
         self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        """Forget every count (after a delete: the shares of what is left change at once)."""
+        with self._lock:
+            self._counts.clear()
 
     def shares(
         self, index: str, terms: Sequence[str], total_rows: int, count: Callable[[str], int]

@@ -274,6 +274,7 @@ class SQLiteStore:
         with self._index_lock:  # after the commit, as write_page does
             self._chunk_index.remove(chunk_ids)
             self._code_index.remove(code_ids)
+        self._term_shares_cache.clear()
         return counts
 
     def source_texts(self, source_id: str) -> SourceTexts:
@@ -409,6 +410,7 @@ class SQLiteStore:
         with self._index_lock:  # after the commit, as for write_page
             self._chunk_index.remove(chunk_ids)
             self._code_index.remove(code_ids)
+        self._term_shares_cache.clear()
         return deleted
 
     # --- search -------------------------------------------------------------------------------------------------
