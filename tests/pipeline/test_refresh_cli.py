@@ -42,7 +42,7 @@ def test_refresh_reports_added_changed_and_removed_pages(tmp_path: Path) -> None
     (result,) = json.loads(refreshed.stdout)["refreshes"]
     assert (result["pages_added"], result["pages_changed"], result["pages_unchanged"]) == (1, 1, 1)
     assert result["pages_removed"] == 1 and result["job"]["status"] == "completed"
-    assert unknown.returncode == 1 and "no source 'nowhere.example'" in unknown.stderr
+    assert unknown.returncode == 1 and "unknown source 'nowhere.example'" in unknown.stderr
     assert site.source_id in unknown.stderr
     jobs = json.loads(listed.stdout)["jobs"]
     assert [job["status"] for job in jobs] == ["completed", "completed"]

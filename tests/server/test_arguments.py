@@ -47,6 +47,8 @@ BAD_CALLS: list[tuple[str, dict[str, Any], str]] = [
     ("list_crawl_jobs", {"limit": 0}, "limit must be between 1 and 200"),
     ("delete_source", {"source": "unknown.example", "confirm": True}, "unknown source 'unknown.example'"),
     ("delete_source", {"source": ""}, "source must be a non-empty string"),
+    ("refresh_source", {"source": "unknown.example"}, "unknown source 'unknown.example'"),
+    ("refresh_source", {"version": "2.0"}, "a version can only be refreshed with its source"),
     (
         "fetch_page",
         {"url": "https://example.com/not-crawled"},
