@@ -73,5 +73,5 @@ def test_first_token_needs_an_attention_kernel(tiny_model_dir: Path, tmp_path: P
 @pytest.mark.parametrize("precision", ["int8", "int8-full"])
 def test_plain_export_keeps_its_files(tiny_model_dir: Path, tmp_path: Path, precision: str) -> None:
     entry = cache_entry(tiny_model_dir, tmp_path)
-    file = ensure_exported(tiny_model_dir, entry, "sequence-classification", precision)  # type: ignore[arg-type]
+    file = ensure_exported(tiny_model_dir, entry, "sequence-classification", precision)
     assert not file.name.startswith("model.opt")  # the embedder's default path is unchanged
