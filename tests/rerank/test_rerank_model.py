@@ -83,7 +83,14 @@ def test_onnx_fp32_matches_torch_and_int8_agrees(
     assert spearman(quantized, torch_scores) > 0.9
 
     entry = cache_entry(tiny_model_dir, tmp_path)
-    assert {p.name for p in entry.iterdir()} == {"model.onnx", "model.int8.onnx", "tokenizer.json", "meta.json"}
+    # The plain export, the optimised graph (fused, first token in the last layer) and int8 made from it.
+    assert {p.name for p in entry.iterdir()} == {
+        "model.onnx",
+        "model.opt.onnx",
+        "model.opt.int8.onnx",
+        "tokenizer.json",
+        "meta.json",
+    }
     exported_at = (entry / "model.onnx").stat().st_mtime_ns
     started = time.perf_counter()
     again = OnnxBackend.load(tiny_model_dir, tmp_path, precision="int8", max_length=256)
@@ -216,14 +223,14 @@ def test_token_lengths_agree_between_backends_and_truncate(tiny_model_dir: Path,
 def test_onnx_int8_full_quantises_everything(tiny_model_dir: Path, torch_scores: list[float], tmp_path: Path) -> None:
     import onnx
 
-    from crawlrag.onnx_export import MODEL_FILES, sensitive_nodes
+    from crawlrag.onnx_export import OPTIMIZED_FILES, sensitive_nodes
 
     full = OnnxBackend.load(tiny_model_dir, tmp_path, precision="int8-full", max_length=256)
     assert full.precision == "int8-full"
     assert spearman(full.predict([(QUERY, p) for p in PASSAGES]), torch_scores) > 0.8
     entry = cache_entry(tiny_model_dir, tmp_path)
-    kept = sensitive_nodes(onnx.load(str(entry / MODEL_FILES["float32"])))
+    kept = sensitive_nodes(onnx.load(str(entry / OPTIMIZED_FILES["float32"])))
     # Per layer the FFN down-projection, plus the pooler and classifier Gemms.
     assert len([n for n in kept if "output/dense" in n]) == 2 and len(kept) == 4
-    full_graph = onnx.load(str(entry / MODEL_FILES["int8-full"]))
+    full_graph = onnx.load(str(entry / OPTIMIZED_FILES["int8-full"]))
     assert not {node.name for node in full_graph.graph.node if node.op_type in ("MatMul", "Gemm")} & set(kept)

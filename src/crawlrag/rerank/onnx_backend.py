@@ -61,7 +61,7 @@ class OnnxBackend:
     def load(cls, model_dir: Path, cache_root: Path, *, precision: OnnxPrecision, max_length: int) -> OnnxBackend:
         entry = cache_entry(model_dir, cache_root, "sequence-classification")
         try:
-            file = ensure_exported(model_dir, entry, "sequence-classification", precision)
+            file = ensure_exported(model_dir, entry, "sequence-classification", precision, optimize=True)
         except OnnxExportError as exc:
             raise ModelLoadError(str(exc)) from exc
         meta = read_meta(entry)
