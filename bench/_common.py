@@ -20,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from crawlrag.config import Settings
 from crawlrag.context import AppContext
 from crawlrag.crawl import Crawler, CrawlRequest
+from crawlrag.embeddings import Embedder
 from crawlrag.pipeline.indexer import Indexer, IndexReport
 from crawlrag.pipeline.refresh import Refresher, refresh_options
 
@@ -43,12 +44,14 @@ def serve_directory(root: str | Path) -> Iterator[str]:
         server.server_close()
 
 
-async def index_site(context: AppContext, url: str, *, max_pages: int = 10_000, max_depth: int = 20) -> IndexReport:
+async def index_site(
+    context: AppContext, url: str, *, max_pages: int = 10_000, max_depth: int = 20, embedder: Embedder | None = None
+) -> IndexReport:
     request = CrawlRequest(
         url=url, max_depth=max_depth, max_pages=max_pages, max_concurrent=context.settings.max_concurrent
     )
     async with Crawler(context.settings) as crawler:
-        return await Indexer(context.settings, context.store, context.embedder, crawler).run(request)
+        return await Indexer(context.settings, context.store, embedder or context.embedder, crawler).run(request)
 
 
 async def refresh_source(context: AppContext, source_id: str) -> IndexReport:

@@ -1,6 +1,7 @@
 """Indexing benchmark: crawl and index the Python 3.11 HTML docs (530 pages) from index.html into a fresh store.
 
-    python bench/index_pydocs.py [--docs DIR] [--max-pages N] [--recrawl] [--baseline] [--queries FILE] [--json]
+    python bench/index_pydocs.py [--docs DIR] [--max-pages N] [--recrawl] [--baseline] [--queries FILE] [--batches]
+                                 [--json]
 
 Prints pages, chunks, chunks embedded, total seconds, embedded chunks/s, pages/s, HTML-to-markdown pages/s,
 peak RSS, DB size and the time split. `--recrawl` indexes a second time into the same store (unchanged pages
@@ -8,6 +9,8 @@ must be skipped), then runs a `refresh` of the source (as `crawlrag refresh`: co
 removed from the unchanged docs).
 `--baseline` repeats the run with float32 embeddings; with `--queries` (the retrieval benchmark's JSONL) each
 store is also searched (hybrid) so quality can be compared (MRR@10).
+`--batches` records every embedding call (texts, real tokens, tokens padded to the call's longest text, seconds):
+where the embedding time goes. Counting costs a little CPU, so leave it off for the timing that counts.
 """
 
 from __future__ import annotations
@@ -36,9 +39,51 @@ from _common import (
 from eval_retrieval import evaluate, load_queries
 
 from crawlrag.context import AppContext
+from crawlrag.embeddings import Embedder
 from crawlrag.pipeline.indexer import IndexReport
+from crawlrag.tokens import TokenCounter
 
 DOCS = Path("/usr/share/doc/python3.11/html")
+
+
+class BatchRecorder:
+    """Wraps the embedder and records each `embed_documents` call: (texts, tokens, padded tokens, seconds).
+
+    Counted with the model's tokenizer plus [CLS]/[SEP], capped at its window; a call is assumed to be one
+    forward pass padded to its longest text (true for the indexer's calls of at most EMBEDDING_BATCH_SIZE texts).
+    """
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.calls: list[tuple[int, int, int, float]] = []
+        self._counter: TokenCounter | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def embed_documents(self, texts: Any) -> Any:
+        if self._counter is None:
+            self._counter = self.inner.token_counter()
+        window = self.inner.max_input_tokens or 10**9
+        counts = [min(n + 2, window) for n in self._counter.counts(texts)]
+        started = time.perf_counter()
+        vectors = self.inner.embed_documents(texts)
+        self.calls.append(
+            (len(counts), sum(counts), len(counts) * max(counts, default=0), time.perf_counter() - started)
+        )
+        return vectors
+
+    def summary(self) -> dict[str, Any]:
+        texts, tokens, padded, seconds = (sum(call[i] for call in self.calls) for i in range(4))
+        return {
+            "calls": len(self.calls),
+            "texts_per_call": round(texts / len(self.calls), 1) if self.calls else 0,
+            "tokens": tokens,
+            "padded_tokens": padded,
+            "padding_ratio": round(padded / tokens, 3) if tokens else 0,
+            "padded_tokens_per_s": round(padded / seconds) if seconds else 0,
+            "embed_call_s": round(seconds, 1),
+        }
 
 
 def peak_rss_mb() -> float:
@@ -137,8 +182,12 @@ def run_config(label: str, precision: str, args: argparse.Namespace, base: str, 
         print(f"{label}: model loaded in {time.perf_counter() - started:.1f}s ({chosen})", file=sys.stderr)
         runs = ("first", "recrawl") if args.recrawl and label == "first" else (label,)
         for run in runs:
-            report = asyncio.run(index_site(context, base + "index.html", max_pages=args.max_pages))
+            recorder = BatchRecorder(context.embedder) if args.batches else None
+            report = asyncio.run(index_site(context, base + "index.html", max_pages=args.max_pages, embedder=recorder))
             rows.append(summarize(run, report, db, chosen))
+            if recorder is not None:
+                rows[-1]["batches"] = recorder.summary()
+                print(f"{run}: embedding calls {rows[-1]['batches']}", file=sys.stderr)
         if args.recrawl and label == "first":
             (source_id,) = report.source_ids
             rows.append(summarize("refresh", asyncio.run(refresh_source(context, source_id)), db, chosen))
@@ -163,6 +212,7 @@ def main() -> None:
     )
     parser.add_argument("--baseline", action="store_true", help="also run with float32 embeddings")
     parser.add_argument("--queries", type=Path, help="JSONL queries: compare MRR@10 of the stores")
+    parser.add_argument("--batches", action="store_true", help="record tokens and padding of each embedding call")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     if not (args.docs / "index.html").exists():
@@ -181,6 +231,9 @@ def main() -> None:
     else:
         print(ceiling_line(args.gflops))
         print_table(rows)
+        for row in rows:
+            if "batches" in row:
+                print(f"{row['run']}: embedding calls {row['batches']}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
-from pipeline_helpers import ScriptedSite, SlowEmbedder, page, serve, text
+from pipeline_helpers import ScriptedSite, SlowEmbedder, html, page, serve, text
 
 from crawlrag.config import Settings
 from crawlrag.context import AppContext
@@ -250,3 +250,41 @@ async def test_an_unreachable_embedding_server_fails_the_job_once_naming_it(make
         seconds = time.monotonic() - started
     assert job.record.status is JobStatus.FAILED and seconds < 30
     assert "127.0.0.1" in (job.record.error or "") and job.record.pages_failed == 0
+
+
+class RecordingEmbedder(SlowEmbedder):
+    """Records the texts of every embed_documents call."""
+
+    def __init__(self, inner: Embedder) -> None:
+        super().__init__(inner, seconds=0.0)
+        self.batches: list[list[str]] = []
+
+    def embed_documents(self, texts: Any) -> Any:
+        self.batches.append(list(texts))
+        return super().embed_documents(texts)
+
+
+async def test_texts_of_several_pages_are_embedded_in_batches_of_similar_token_counts(
+    make_settings: SettingsFactory, embedder: LocalEmbedder
+) -> None:
+    # Pages alternate short and long paragraphs: in page order every batch would be padded to a long one.
+    routes: dict[str, Any] = {"/": page("Home", *(f"/p{i}.html" for i in range(6)))}
+    for i in range(6):
+        paragraphs = "".join(
+            f"<p>long section {i}-{j} {'words about the topic of this section ' * 12}</p>"
+            if j % 2
+            else f"<p>short paragraph {i}-{j} with a few words.</p>"
+            for j in range(6)
+        )
+        body = html(f"Page {i}", paragraphs)
+        routes[f"/p{i}.html"] = lambda count, body=body: (200, {"Content-Type": "text/html"}, body)
+    recorder = RecordingEmbedder(embedder)
+    with serve(ScriptedSite(routes)) as site:
+        settings = make_settings(respect_robots_txt=False, chunk_size=200, embedding_batch_size=4)
+        report = await index(settings, recorder, CrawlRequest(site.url("/"), max_depth=1))
+    assert report.progress.chunks_embedded > 8
+    counter = embedder.token_counter()
+    for batch in recorder.batches:
+        assert len(batch) <= 4
+        counts = counter.counts(batch)
+        assert counts == sorted(counts, reverse=True)  # each call longest first, neighbours of similar length
