@@ -24,7 +24,6 @@ from rich.table import Table
 from crawlrag.config import ConfigError, Settings, load_settings, package_version
 from crawlrag.context import AppContext
 from crawlrag.crawl import Crawler, CrawlInputError
-from crawlrag.delete_command import NotConfirmed, run_delete
 from crawlrag.embeddings import EmbeddingError
 from crawlrag.llm import build_enricher
 from crawlrag.local import LocalAccessError, is_local_target, resolve_target
@@ -37,7 +36,8 @@ from crawlrag.pipeline.reindex import Reindexer, sources_to_reindex
 from crawlrag.pipeline.report import IndexProgress, IndexReport
 from crawlrag.search import SearchInputError, SearchMode
 from crawlrag.server.commands import health, serve, worker
-from crawlrag.source_listing import sites_view
+from crawlrag.sources.deletion import NotConfirmed, run_delete
+from crawlrag.sources.listing import sites_view
 from crawlrag.store import StoreError, migrate_store
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Crawl documentation sites and search them.")

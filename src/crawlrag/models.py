@@ -174,7 +174,7 @@ class CodeHit:
 
 @dataclass(frozen=True, slots=True)
 class SourceVersion:
-    """A source key and the (site, version) it stands for (`crawlrag.versions.source_key`)."""
+    """A source key and the (site, version) it stands for (`crawlrag.sources.versions.source_key`)."""
 
     source_id: str
     site: str

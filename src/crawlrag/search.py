@@ -17,7 +17,7 @@ from crawlrag.embeddings import Embedder
 from crawlrag.fusion import apply_kind_prior, fusion_weights, grouped_rank_fusion, limit_per_group
 from crawlrag.models import PAGE_KINDS, CodeHit, PageKind, SearchHit
 from crawlrag.rerank import Reranker, RerankUnavailable
-from crawlrag.search_scope import SearchInputError, SearchScope, resolve_scope
+from crawlrag.sources.scope import SearchInputError, SearchScope, resolve_scope
 from crawlrag.store import EmbeddingMismatchError, Store
 from crawlrag.store.query_terms import query_style
 
@@ -161,7 +161,7 @@ class SearchService:
         """Search page chunks; at most MAX_CHUNKS_PER_PAGE results come from any one page.
 
         `source_id` is a site (None: every site) and `version` one of its indexed versions (None: each site's
-        newest; see crawlrag.search_scope). `kinds` keeps only chunks of pages of those kinds ("content",
+        newest; see crawlrag.sources.scope). `kinds` keeps only chunks of pages of those kinds ("content",
         "changelog"); None searches all.
         """
         wanted_kinds = _check_kinds(kinds)

@@ -21,7 +21,7 @@ from crawlrag.pipeline.jobs import Job, JobManager
 from crawlrag.pipeline.options import CrawlOptions
 from crawlrag.pipeline.refresh import RefreshInputError, select_sources
 from crawlrag.pipeline.refresh_jobs import start_refresh, start_refreshes
-from crawlrag.versions import source_key
+from crawlrag.sources.versions import source_key
 
 SettingsFactory = Callable[..., Settings]
 Submit = Callable[[JobManager], Awaitable[Job]]

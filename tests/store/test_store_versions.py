@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from store_helpers import DIM, MODEL, code_example, page_write, unit_vectors
 
+from crawlrag.sources.versions import source_key
 from crawlrag.store.base import Store
-from crawlrag.versions import source_key
 
 SITE = "docs.example.com"
 URL = "https://docs.example.com/guide/intro"

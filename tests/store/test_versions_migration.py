@@ -14,10 +14,10 @@ import psycopg
 import pytest
 from store_helpers import DIM, MODEL, page_write, unit_vectors
 
+from crawlrag.sources.versions import source_key
 from crawlrag.store import postgres_schema, sqlite_schema
 from crawlrag.store.postgres import PostgresStore
 from crawlrag.store.sqlite import SQLiteStore
-from crawlrag.versions import source_key
 
 SITE = "docs.example.com"
 URL = "https://docs.example.com/guide/"

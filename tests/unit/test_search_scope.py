@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from crawlrag.models import SearchHit, SourceInfo, SourceVersion
-from crawlrag.search_scope import ScopeError, resolve_scope
-from crawlrag.source_listing import sites_view
-from crawlrag.versions import source_key
+from crawlrag.sources.listing import sites_view
+from crawlrag.sources.scope import ScopeError, resolve_scope
+from crawlrag.sources.versions import source_key
 
 ENTRIES = [
     SourceVersion(source_key("a.test", "1.0"), "a.test", "1.0"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crawlrag.versions import (
+from crawlrag.sources.versions import (
     LATEST,
     VersionError,
     check_version,

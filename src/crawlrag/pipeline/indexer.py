@@ -37,10 +37,10 @@ from crawlrag.pipeline.failures import SystemicError, is_systemic, missing_model
 from crawlrag.pipeline.fingerprint import index_fingerprint
 from crawlrag.pipeline.options import CrawlOptions
 from crawlrag.pipeline.report import IndexProgress, IndexReport, embedding_text
+from crawlrag.sources.versions import LATEST, source_key
 from crawlrag.store import EmbeddingMismatchError, PageWrite, Store
 from crawlrag.summaries import summarize_source
 from crawlrag.tokens import TokenCounter
-from crawlrag.versions import LATEST, source_key
 
 __all__ = ["EMBED_BATCH_CHUNKS", "IndexProgress", "IndexReport", "Indexer", "SystemicError", "embedding_text"]
 

@@ -4,7 +4,7 @@ Defaults come from the settings (MAX_DEPTH, MAX_PAGES, MAX_CONCURRENT, CHUNK_SIZ
 pages or concurrency than the settings allow, never more. Per-crawl overrides (chunk size, force) live here, so
 nothing downstream copies `Settings` to change one value.
 
-Every crawl files its pages under one version of its site (`crawlrag.versions`): the one asked for, else the one
+Every crawl files its pages under one version of its site (`crawlrag.sources.versions`): the one asked for, else the one
 the start URL's path names (`/3.11/`, `/v2/`, `/en/stable/`), else `latest`. A version read from the start URL
 also keeps the crawl under that version's path (`/docs/1.0/...`) unless include patterns are given, so a version
 switcher's links do not file another version's pages under this one.
@@ -28,7 +28,7 @@ from crawlrag.pipeline.bounds import (
     PAGES_RANGE,
     REFRESH_HOURS_RANGE,
 )
-from crawlrag.versions import LATEST, VersionError, check_version, detect_version
+from crawlrag.sources.versions import LATEST, VersionError, check_version, detect_version
 
 # The kind of a refresh job: its `source_id` names the source whose recorded crawls it runs again.
 REFRESH_KIND = "refresh"
@@ -127,7 +127,7 @@ class CrawlOptions:
     # For a refresh job (kind REFRESH_KIND): the source to refresh.
     source_id: str | None = None
     ref: str | None = None
-    version: str = LATEST  # the site's version the pages are filed under (crawlrag.versions.source_key)
+    version: str = LATEST  # the site's version the pages are filed under (crawlrag.sources.versions.source_key)
     # Hours between scheduled refreshes of the crawled source (0: never; None: keep the source's, or
     # REFRESH_INTERVAL_HOURS).
     refresh_interval_hours: float | None = None

@@ -34,10 +34,10 @@ from crawlrag.models import JobStatus
 from crawlrag.pipeline.indexer import Indexer
 from crawlrag.pipeline.options import REFRESH_KIND, CrawlOptions
 from crawlrag.pipeline.report import IndexProgress, IndexReport
-from crawlrag.search_scope import ScopeError
-from crawlrag.source_selection import select_versions
+from crawlrag.sources.scope import ScopeError
+from crawlrag.sources.selection import select_versions
+from crawlrag.sources.versions import LATEST, source_key
 from crawlrag.store import Store
-from crawlrag.versions import LATEST, source_key
 
 log = logging.getLogger(__name__)
 

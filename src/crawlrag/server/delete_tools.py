@@ -5,10 +5,10 @@ from __future__ import annotations
 import anyio
 from mcp_types import ToolAnnotations
 
-from crawlrag.deletion import delete, plan_delete
 from crawlrag.server.arguments import ArgumentError, clean_source
 from crawlrag.server.runtime import ServerRuntime
 from crawlrag.server.toolkit import ToolResult, ToolSet, add_tool, fail, ok
+from crawlrag.sources.deletion import delete, plan_delete
 
 # Deleting removes what no other call brings back short of crawling again; deleting twice leaves the same state.
 DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)

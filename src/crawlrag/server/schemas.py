@@ -19,11 +19,11 @@ from crawlrag.limits import JOB_LIST_RANGE, MAX_RESULT_TOKENS, MAX_SECTION_CHARS
 from crawlrag.pipeline.bounds import CHUNK_SIZE_RANGE, CONCURRENCY_RANGE, DEPTH_RANGE, PAGES_RANGE, REFRESH_HOURS_RANGE
 from crawlrag.pipeline.options import MAX_PATTERN_CHARS, MAX_PATTERNS
 from crawlrag.server.arguments import JOB_ID_PATTERN
-from crawlrag.versions import MAX_VERSION_CHARS
+from crawlrag.sources.versions import MAX_VERSION_CHARS
 
 Schema = dict[str, Any]
 
-# What check_version accepts (crawlrag.versions); the schema shows it so a client sees the rule before calling.
+# What check_version accepts (crawlrag.sources.versions); the schema shows it so a client sees the rule before calling.
 VERSION_PATTERN = r"^\s*[A-Za-z0-9]([A-Za-z0-9._+-]*[A-Za-z0-9])?\s*$"
 # What a pattern means, for error messages (a regular expression is not an explanation).
 PATTERN_MEANINGS = {

@@ -13,6 +13,7 @@ from psycopg import errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from crawlrag.models import CodeHit, CrawlJob, DeletedCounts, SearchHit, SourceInfo, SourceVersion, StoredPage
+from crawlrag.sources.versions import split_source_key
 from crawlrag.store import postgres_jobs, postgres_refresh, postgres_reindex, postgres_write
 from crawlrag.store.base import (
     EmbeddingMismatchError,
@@ -47,7 +48,6 @@ from crawlrag.store.postgres_search import (
 from crawlrag.store.postgres_vector import register_vector
 from crawlrag.store.postgres_write import check_lengths, clean
 from crawlrag.store.query_terms import TermShares, keyword_terms
-from crawlrag.versions import split_source_key
 
 __all__ = ["PostgresStore", "migrate"]
 

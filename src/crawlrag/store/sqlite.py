@@ -25,6 +25,7 @@ from crawlrag.models import (
     StoredPage,
     utcnow,
 )
+from crawlrag.sources.versions import split_source_key
 from crawlrag.store import sqlite_fts, sqlite_jobs, sqlite_refresh, sqlite_reindex, sqlite_write
 from crawlrag.store.base import (
     EmbeddingMismatchError,
@@ -42,7 +43,6 @@ from crawlrag.store.sqlite_errors import begin_immediate, translated_errors
 from crawlrag.store.sqlite_readers import ReaderPool, SharedReader
 from crawlrag.store.sqlite_schema import migrate
 from crawlrag.store.vector_index import VectorIndex
-from crawlrag.versions import split_source_key
 
 log = logging.getLogger(__name__)
 

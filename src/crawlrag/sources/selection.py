@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from crawlrag.models import SourceInfo
-from crawlrag.search_scope import ScopeError
+from crawlrag.sources.scope import ScopeError
+from crawlrag.sources.versions import VersionError, check_version, newest_first
 from crawlrag.store import Store
-from crawlrag.versions import VersionError, check_version, newest_first
 
 
 def select_versions(store: Store, site: str, version: str | None = None) -> tuple[list[SourceInfo], list[str]]:

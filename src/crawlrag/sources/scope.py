@@ -1,7 +1,7 @@
 """Which stored sources a search reads: a site and version asked for, or each site's newest version.
 
 A version that is not indexed is refused with the ones that are; it is never replaced by another. Without a
-version a site is searched in its newest version (`crawlrag.versions.newest_first`), and the answer says which.
+version a site is searched in its newest version (`crawlrag.sources.versions.newest_first`), and the answer says which.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crawlrag.models import CodeHit, SearchHit, SourceVersion
-from crawlrag.versions import VersionError, check_version, newest_first
+from crawlrag.sources.versions import VersionError, check_version, newest_first
 
 MAX_LISTED = 20
 

@@ -1,12 +1,15 @@
-"""Deleting a site, or one version of it: what would go, and removing it in one store transaction."""
+"""Deleting a site, or one version of it: what would go, removing it in one store transaction, and the
+confirmation `crawlrag delete SOURCE [--version V] [--yes]` asks for (on a terminal; without --yes, refused
+otherwise)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from crawlrag.models import DeletedCounts, SourceInfo
-from crawlrag.source_selection import select_versions
+from crawlrag.sources.selection import select_versions
 from crawlrag.store import Store
 
 
@@ -63,3 +66,35 @@ def delete(store: Store, plan: DeletePlan) -> DeleteReport:
     counts = store.delete_sources([info.source_id for info in plan.targets])
     deleted = [counts[info.source_id] for info in plan.targets if info.source_id in counts]
     return DeleteReport(plan.site, deleted, plan.remaining)
+
+
+class NotConfirmed(RuntimeError):
+    """The deletion was not confirmed; nothing was deleted."""
+
+
+def describe(plan: DeletePlan) -> str:
+    versions = ", ".join(
+        f"{info.version} ({info.pages} pages, {info.chunks} chunks, {info.code_examples} code examples)"
+        for info in plan.targets
+    )
+    kept = f"; {', '.join(plan.remaining)} stay" if plan.remaining else ""
+    return f"{plan.site}: {versions}{kept}"
+
+
+def run_delete(
+    store: Store,
+    site: str,
+    version: str | None,
+    *,
+    yes: bool,
+    interactive: bool,
+    confirm: Callable[[str], bool],
+) -> DeleteReport:
+    """Delete after `--yes`, or after `confirm(question)` on a terminal; NotConfirmed otherwise."""
+    plan = plan_delete(store, site, version)
+    if not yes:
+        if not interactive:
+            raise NotConfirmed(f"refusing to delete {describe(plan)} without --yes (stdin is not a terminal)")
+        if not confirm(f"Delete {describe(plan)}?"):
+            raise NotConfirmed("nothing deleted")
+    return delete(store, plan)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from crawlrag.models import SourceInfo
-from crawlrag.versions import version_order
+from crawlrag.sources.versions import version_order
 
 _COUNTS = ("pages", "chunks", "words", "code_examples")
 
