@@ -175,7 +175,10 @@ async def test_links_sitemaps_and_llms_txt_never_lead_to_private_hosts(
     assert [type(result) for result in from_page] == [Page]
     assert [type(result) for result in from_llms] == [Page]
     assert all(isinstance(result, PageSkipped) and result.reason == "different site" for result in from_sitemap)
-    assert from_index == []  # the child sitemap on a private host was refused, so it listed nothing
+    # The child sitemap on a private host was refused (reported as such), so it listed nothing.
+    assert [(failure.url, "Refusing to fetch" in failure.reason) for failure in from_index] == [
+        (f"http://{INTERNAL_HOST}:{port}/secret-sitemap.xml", True)
+    ]
     assert server.hits["/secret"] == 0 and server.hits["/secret-sitemap.xml"] == 0
 
 
