@@ -11,7 +11,7 @@ import http.server
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,10 +31,11 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serve_directory(root: str | Path) -> Iterator[str]:
-    """Serve `root` over HTTP on a free loopback port; yields the base URL (ending in '/')."""
-    handler = functools.partial(_QuietHandler, directory=str(root))
+def serve_handler(handler: Callable[..., http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve `handler` over HTTP on a free loopback port, one thread per request; yields the base URL (ending
+    in '/')."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -42,6 +43,13 @@ def serve_directory(root: str | Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def serve_directory(root: str | Path) -> Iterator[str]:
+    """Serve `root` over HTTP on a free loopback port; yields the base URL (ending in '/')."""
+    with serve_handler(functools.partial(_QuietHandler, directory=str(root))) as url:
+        yield url
 
 
 async def index_site(

@@ -27,13 +27,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ import httpx
 from mcp import Client
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import serve_directory
+from _common import serve_directory, serve_handler
 
 LOOPBACK = "127.0.0.1"
 PYTHON_DOCS = Path("/usr/share/doc/python3.11/html")
@@ -137,13 +136,8 @@ def serve_generated(pages: int) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://{LOOPBACK}:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_handler(Handler) as url:
+        yield url
 
 
 # --- the server -----------------------------------------------------------------------------------------------------
