@@ -10,11 +10,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from loopback import serve_handler
 
 from crawlrag.embeddings import Embedder
 from crawlrag.tokens import TokenCounter
@@ -93,16 +94,9 @@ def serve(site: ScriptedSite) -> Iterator[ScriptedSite]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    site.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serve_handler(Handler) as base_url:
+        site.base_url = base_url
         yield site
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def closed_port() -> int:
