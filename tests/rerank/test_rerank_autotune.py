@@ -87,6 +87,43 @@ def test_tune_picks_the_fastest_agreeing_candidate(tmp_path: Path) -> None:
     assert again.loaded == []
 
 
+class Burst:
+    """Outside load: after the first `after` batches, the next `batches` batches run slowly, whoever runs them."""
+
+    def __init__(self, after: int, batches: int) -> None:
+        self.after, self.batches = after, batches
+
+    def wait(self) -> None:
+        if self.after > 0:
+            self.after -= 1
+        elif self.batches > 0:
+            self.batches -= 1
+            threading.Event().wait(0.05)
+
+
+def test_tune_interleaves_passes_so_a_burst_of_load_does_not_decide() -> None:
+    pairs = [("q", "p" * n) for n in range(1, 9)]  # one batch per pass
+    # After the reference and int8-full's warm-up pass, a burst as long as all of one candidate's timed passes.
+    # Timed one candidate after another, it would fall on int8-full's three timed passes alone.
+    burst = Burst(after=2, batches=3)
+
+    class Loaded(PlanLoader):
+        def __call__(self, source: ModelSource, plan: BackendPlan) -> ScoringBackend:
+            backend = super().__call__(source, plan)
+            inner = backend.predict
+
+            def predict(batch: Sequence[tuple[str, str]]) -> list[float]:
+                burst.wait()
+                return inner(batch)
+
+            backend.predict = predict  # type: ignore[method-assign]
+            return backend
+
+    loader = Loaded({}, {"onnx int8": 0.004, "onnx int8-full": 0.002})  # int8-full is truly faster
+    tuned = Autotuner(loader, max_length=512, batch_size=8, batch_tokens=4096, cache_dir=None, pairs=pairs, rounds=3)
+    assert tuned.tune(SOURCE, candidates("onnx int8-full", "onnx int8")).label == "onnx int8-full"
+
+
 def test_tune_keeps_static_choice_without_spread_or_agreement() -> None:
     flat = PlanLoader({}, {})
     flat_tuner = Autotuner(

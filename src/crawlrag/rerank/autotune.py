@@ -2,7 +2,7 @@
 
 Agreement is Spearman's rank correlation (≥ MIN_SPEARMAN) with float32 at 512 tokens (ONNX fp32, which
 equals torch fp32 to ~1e-6, so torch need not be imported) on `calibration.py`'s pairs. Speed is pairs per
-second on the same pairs in token-budget batches, as the worker runs them. The decision is stored in the cache
+second on the same pairs in token-budget batches, as the worker runs them, the best of interleaved passes. The decision is stored in the cache
 directory, keyed by the model, the candidates, the max length and the CPU, so it is measured once per model and
 machine.
 """
@@ -93,7 +93,7 @@ class Autotuner:
         batch_tokens: int,
         cache_dir: Path | None,
         pairs: Sequence[tuple[str, str]] | None = None,
-        rounds: int = 2,
+        rounds: int = 5,
     ) -> None:
         self._loader = loader
         self._max_length = max_length
@@ -145,27 +145,46 @@ class Autotuner:
             reference.close()
         if statistics.pstdev(expected) < MIN_SPREAD:
             return None
-        trials = []
-        for candidate in plan.candidates:
-            try:
-                trials.append(self._trial(source, candidate, expected))
-            except Exception as exc:  # a candidate that cannot load or run is skipped, never fatal
-                log.info("reranker autotune: %s failed: %s", candidate.label, exc)
-                trials.append(Trial(candidate.label, 0.0, 0.0, f"failed: {exc}"))
-        return trials
-
-    def _trial(self, source: ModelSource, candidate: BackendPlan, expected: list[float]) -> Trial:
-        backend = self._loader(source, candidate)
+        loaded: dict[str, ScoringBackend] = {}
+        failed: dict[str, str] = {}
+        scores: dict[str, list[float]] = {}
         try:
-            scores = run_batched(backend, self._pairs, self._batch_size, self._batch_tokens)  # also warms up
-            best = float("inf")
-            for _ in range(self._rounds):  # the best round: outside load only ever slows a round down
+            for candidate in plan.candidates:
+                try:
+                    backend = self._loader(source, candidate)
+                    loaded[candidate.label] = backend
+                    scores[candidate.label] = run_batched(backend, self._pairs, self._batch_size, self._batch_tokens)
+                except Exception as exc:  # a candidate that cannot load or run is skipped, never fatal
+                    log.info("reranker autotune: %s failed: %s", candidate.label, exc)
+                    failed[candidate.label] = f"failed: {exc}"
+                    broken = loaded.pop(candidate.label, None)
+                    if broken is not None:
+                        broken.close()
+            best = self._best_times(loaded)
+        finally:
+            for backend in loaded.values():
+                backend.close()
+        return [
+            Trial(c.label, 0.0, 0.0, failed[c.label])
+            if c.label in failed
+            else Trial(c.label, len(self._pairs) / max(best[c.label], 1e-9), spearman(scores[c.label], expected))
+            for c in plan.candidates
+        ]
+
+    def _best_times(self, backends: dict[str, ScoringBackend]) -> dict[str, float]:
+        """Each backend's best pass over the pairs, the passes interleaved across backends.
+
+        Interleaving puts a burst of outside load on every candidate alike instead of on whichever was being
+        timed then (timed one after another, two candidates 20% apart came out equal or swapped), and the best
+        pass is kept because load only ever slows a pass down.
+        """
+        best = dict.fromkeys(backends, float("inf"))
+        for _ in range(self._rounds):
+            for label, backend in backends.items():
                 started = time.perf_counter()
                 run_batched(backend, self._pairs, self._batch_size, self._batch_tokens)
-                best = min(best, time.perf_counter() - started)
-        finally:
-            backend.close()
-        return Trial(candidate.label, len(self._pairs) / max(best, 1e-9), spearman(scores, expected))
+                best[label] = min(best[label], time.perf_counter() - started)
+        return best
 
     def _cache_file(self, source: ModelSource, plan: BackendPlan) -> Path | None:
         if self._cache_dir is None:
@@ -186,6 +205,7 @@ class Autotuner:
                 "cpu": [platform.machine(), platform.processor(), os.cpu_count()],
                 "pairs": len(self._pairs),
                 "onnx_graph": "optimised-1",  # measured on onnx_optimize.py's graph: a new recipe measures anew
+                "timing": "interleaved-1",  # results of the earlier, sequential timing are measured again
             },
             sort_keys=True,
         )
