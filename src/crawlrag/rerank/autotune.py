@@ -2,9 +2,9 @@
 
 Agreement is Spearman's rank correlation (≥ MIN_SPEARMAN) with float32 at 512 tokens (ONNX fp32, which
 equals torch fp32 to ~1e-6, so torch need not be imported) on `calibration.py`'s pairs. Speed is pairs per
-second on the same pairs in token-budget batches, as the worker runs them, the best of interleaved passes. The decision is stored in the cache
-directory, keyed by the model, the candidates, the max length and the CPU, so it is measured once per model and
-machine.
+second on the same pairs in token-budget batches, as the worker runs them: the best of passes interleaved
+across the candidates. The decision is stored in the cache directory, keyed by the model, the candidates, the
+max length and the CPU, so it is measured once per model and machine.
 """
 
 from __future__ import annotations
