@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     embedding_timeout_seconds: float = Field(60.0, gt=0, le=3600)
     embedding_max_retries: int = Field(5, ge=0, le=20)
     embedding_batch_size: int = Field(64, ge=1, le=4096)
+    # Processes embedding document batches beside the server/CLI (embeddings/workers.py); None: 2 on a CPU with
+    # two cores or more, 0: in-process only.
+    embedding_workers: int | None = Field(None, ge=0, le=64)
     embedding_device: str = "cpu"
     embedding_backend: Literal["auto", "torch", "onnx"] = "torch"
     embedding_precision: Literal["auto", "float32", "bfloat16", "float16", "int8"] = "auto"

@@ -59,6 +59,9 @@ class GatedEmbedder(LocalEmbedder):
     def status(self) -> dict[str, Any]:
         return self._inner.status()
 
+    def close(self) -> None:
+        """The session's shared model is not this server's to close."""
+
 
 async def test_health_is_503_starting_until_the_embedder_is_ready(
     make_settings: SettingsFactory, embedder: LocalEmbedder

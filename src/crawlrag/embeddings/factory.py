@@ -52,6 +52,7 @@ def build_embedder(settings: Settings, cache_dir: Path | None = None) -> Embedde
             device=settings.embedding_device,
             batch_size=settings.embedding_batch_size,
             precision="auto" if precision == "int8" else precision,
+            workers=settings.embedding_workers,
         )
 
     def onnx_embedder(onnx_precision: OnnxPrecision, reason: str) -> Callable[[], Embedder]:

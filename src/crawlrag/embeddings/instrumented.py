@@ -65,3 +65,9 @@ class InstrumentedEmbedder:
 
     def status(self) -> dict[str, Any]:
         return self.inner.status()
+
+    def close(self) -> None:
+        """Release what the wrapped embedder holds (worker processes, HTTP clients), where it holds any."""
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()

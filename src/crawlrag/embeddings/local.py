@@ -8,6 +8,7 @@ batches padded to half again their real tokens.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from crawlrag.batching import plan_batches
 from crawlrag.config import DEFAULT_EMBEDDING_MODEL
 from crawlrag.embeddings.base import EmbeddingError
 from crawlrag.embeddings.precision import PrecisionChoice, choose_precision
+from crawlrag.embeddings.workers import MIN_TEXTS_PER_WORKER, EmbeddingWorkers, WorkerPoolError, WorkerSpec
 from crawlrag.model_loading import MODEL_BUILD_LOCK
 from crawlrag.tokens import TokenCounter, counter_for_model_dir
 
@@ -51,13 +53,31 @@ def _lower_precision_supported(device: str) -> bool:
     return device.startswith("cuda") or device == "mps"
 
 
+def worker_count(requested: int | None, device: str) -> int:
+    """Worker processes for document batches: EMBEDDING_WORKERS, else two on a CPU with two cores or more."""
+    if device != "cpu":
+        return 0  # one process drives a GPU best; copies of the model would only share it
+    if requested is not None:
+        return requested
+    return 2 if (os.cpu_count() or 1) >= 2 else 0
+
+
 class LocalEmbedder:
     """Embeds with a sentence-transformers model loaded once, on first use or by `load()`."""
 
     def __init__(
-        self, model_name: str, *, device: str = "cpu", batch_size: int = 64, precision: str = "float32"
+        self,
+        model_name: str,
+        *,
+        device: str = "cpu",
+        batch_size: int = 64,
+        precision: str = "float32",
+        workers: int | None = 0,
     ) -> None:
+        """`workers`: processes for document batches (`workers.py`); None: `worker_count`'s default."""
         self._model_name = model_name
+        self._workers_wanted = worker_count(workers, device)
+        self._pool: EmbeddingWorkers | None = None
         self._device = device
         self._batch_size = batch_size
         self._requested_precision = precision
@@ -146,6 +166,10 @@ class LocalEmbedder:
         import torch
 
         model.to(getattr(torch, self._precision.precision))
+        if self._workers_wanted > 1:
+            threads = max(1, (os.cpu_count() or 1) // self._workers_wanted)
+            spec = WorkerSpec(source, self._precision.precision, self._batch_size, threads)
+            self._pool = EmbeddingWorkers(spec, self._workers_wanted)
         return model
 
     def _encode(self, model: SentenceTransformer, texts: Sequence[str]) -> np.ndarray:
@@ -177,7 +201,18 @@ class LocalEmbedder:
         model = self._loaded()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        pool = self._pool
+        if pool is not None and len(texts) >= MIN_TEXTS_PER_WORKER * pool.count and pool.ready():
+            try:
+                return pool.embed(texts)
+            except WorkerPoolError:
+                pass  # logged by the pool, which stays down: this and later calls run in-process
         return self._encode(model, texts)
+
+    def close(self) -> None:
+        """Stop the worker processes (the in-process model stays usable)."""
+        if self._pool is not None:
+            self._pool.close()
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]
@@ -191,6 +226,8 @@ class LocalEmbedder:
             "precision": self._precision.precision if self._precision else None,
             "precision_reason": self._precision.reason if self._precision else None,
             "backend": "torch",
+            "workers": self._pool.count if self._pool is not None else 0,
+            "workers_error": self._pool.error if self._pool is not None else None,
             "load_seconds": self._load_seconds,
             "load_count": self.load_count,
             "error": self._error,
