@@ -185,6 +185,8 @@ def run_config(label: str, precision: str, args: argparse.Namespace, base: str, 
             recorder = BatchRecorder(context.embedder) if args.batches else None
             report = asyncio.run(index_site(context, base + "index.html", max_pages=args.max_pages, embedder=recorder))
             rows.append(summarize(run, report, db, chosen))
+            status = context.embedder.status()  # how much of the run the worker processes embedded
+            rows[-1]["embedding_workers"] = {k: status.get(k) for k in ("workers", "workers_texts", "workers_error")}
             if recorder is not None:
                 rows[-1]["batches"] = recorder.summary()
                 print(f"{run}: embedding calls {rows[-1]['batches']}", file=sys.stderr)

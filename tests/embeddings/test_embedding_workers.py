@@ -53,6 +53,7 @@ def test_workers_give_the_in_process_vectors() -> None:
         got = embedder.embed_documents(TEXTS)
         assert got.shape == expected.shape and got.dtype == np.float32
         assert float(np.abs(got - expected).max()) < 1e-5
+        assert embedder.status()["workers_texts"] == len(TEXTS)
         # A query, or a call too small to split, stays in-process.
         assert np.allclose(embedder.embed_query(TEXTS[0]), expected[0], atol=1e-5)
         assert np.allclose(embedder.embed_documents(TEXTS[:3]), expected[:3], atol=1e-5)

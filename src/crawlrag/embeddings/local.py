@@ -228,6 +228,7 @@ class LocalEmbedder:
             "backend": "torch",
             "workers": self._pool.count if self._pool is not None else 0,
             "workers_error": self._pool.error if self._pool is not None else None,
+            "workers_texts": self._pool.texts_embedded if self._pool is not None else 0,
             "load_seconds": self._load_seconds,
             "load_count": self.load_count,
             "error": self._error,

@@ -86,6 +86,7 @@ class EmbeddingWorkers:
         self._ready = False
         self._closed = False
         self.error: str | None = None
+        self.texts_embedded = 0
 
     @property
     def count(self) -> int:
@@ -118,6 +119,7 @@ class EmbeddingWorkers:
             except (EOFError, OSError, WorkerPoolError) as exc:
                 self._fail(f"an embedding worker failed: {exc}")
                 raise WorkerPoolError(self.error or str(exc)) from exc
+            self.texts_embedded += len(texts)
         out = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
         for i, part in enumerate(parts):
             out[i :: self._count] = part
