@@ -3,8 +3,9 @@
 On CPU a MiniLM-sized encoder keeps two cores busier as two single-threaded processes, each embedding half of
 a batch, than as one process with two intra-op threads: its matrices are small, so every operator of the
 forward pass ends in a thread barrier, and the crawler's Python work (parsing, converting, chunking) holds the
-GIL the forward pass needs between operators. On the Python docs (2 cores) indexing took 236 s this way against
-253 s in-process. torch's thread count is process-wide state, which is why the split is by process, not thread.
+GIL the forward pass needs between operators. On the Python docs (2 cores) indexing took 240 s this way (median
+of four runs, 203-242 s) against 252-253 s in-process. torch's thread count is process-wide state, which is why
+the split is by process, not thread.
 
 The processes start on the first call large enough to split (a query never starts them) and load the model
 while the caller keeps embedding in-process; calls go to them once every one has loaded. A worker that fails to
