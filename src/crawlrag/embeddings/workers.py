@@ -84,7 +84,6 @@ class EmbeddingWorkers:
         self._lock = threading.Lock()
         self._workers: list[tuple[Any, Connection]] = []
         self._loaded: set[int] = set()  # workers that said they are ready
-        self._ready = False
         self._closed = False
         self.error: str | None = None
         self.texts_embedded = 0
@@ -100,17 +99,15 @@ class EmbeddingWorkers:
                 return False
             if not self._workers:
                 self._start()
-            if not self._ready:
-                for index, (_, conn) in enumerate(self._workers):
-                    if self.error is None and index not in self._loaded and self._poll_ready(conn):
-                        self._loaded.add(index)
-                self._ready = self.error is None and len(self._loaded) == self._count
-            return self._ready
+            for index, (_, conn) in enumerate(self._workers):
+                if self.error is None and index not in self._loaded and self._poll_ready(conn):
+                    self._loaded.add(index)
+            return self._all_loaded()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors of `texts`, the i-th process embedding texts i, i+count, ... (similar lengths when sorted)."""
         with self._lock:
-            if not self._ready or self.error is not None:
+            if not self._all_loaded():
                 raise WorkerPoolError("the embedding workers are not ready")
             shares = [list(texts[i :: self._count]) for i in range(self._count)]
             try:
@@ -130,6 +127,9 @@ class EmbeddingWorkers:
         with self._lock:
             self._closed = True
             self._stop()
+
+    def _all_loaded(self) -> bool:
+        return self.error is None and len(self._loaded) == self._count
 
     def _start(self) -> None:
         context = multiprocessing.get_context("spawn")  # fork would copy the parent's threads and torch state
@@ -181,4 +181,3 @@ class EmbeddingWorkers:
             conn.close()
         self._workers = []
         self._loaded.clear()
-        self._ready = False

@@ -301,12 +301,14 @@ class Indexer:
         async with receive:
             async for item in receive:
                 batch = [item]
+                texts = len(item.texts) + len(item.examples)
                 # Take whatever else is chunked already, so embedding runs in large batches of sorted lengths.
-                while sum(len(i.texts) + len(i.examples) for i in batch) < EMBED_BATCH_CHUNKS:
+                while texts < EMBED_BATCH_CHUNKS:
                     try:
                         batch.append(receive.receive_nowait())
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
+                    texts += len(batch[-1].texts) + len(batch[-1].examples)
                 await self._index_batch(batch, report, notify)
                 notify(report.progress)
 
