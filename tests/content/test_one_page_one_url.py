@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -52,11 +53,14 @@ SITE = {
 }
 
 
-@pytest.fixture
-def base_url(tmp_path: Path) -> Iterator[str]:
+# Which page answers late: the result must not depend on which fetch of an alias finishes first.
+@pytest.fixture(params=[None, "/a.html", "/dup-a.html", "/index.html"], ids=["no-delay", "a-late", "dup-late", "home"])
+def base_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     for name, html in SITE.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(html)
+    if request.param is not None:
+        (tmp_path / ".sitegen.json").write_text(json.dumps({"slow_prefix": request.param, "slow_seconds": 0.3}))
     with serve_site(tmp_path) as url:
         yield url
 
@@ -82,6 +86,7 @@ async def test_aliases_collapse_and_robots_meta_is_honoured(
     pages, skipped = await crawl(make_settings(browser="never"), base_url + "/index.html")
     stored = {url.removeprefix(base_url) for url in pages}
     assert stored == {"/index.html", "/a.html", "/target.html", "/elsewhere.html", "/dir/", "/from-noindex.html"}
+    assert pages[base_url + "/a.html"].title == "A"  # the page itself, not the copy that names it canonical
     assert pages[base_url + "/target.html"].title == "Alias"  # filed under its canonical URL
     assert skipped[base_url + "/dup-a.html"] == f"duplicate of {base_url}/a.html, already crawled"
     assert skipped[base_url + "/noindex.html"] == "noindex"

@@ -8,7 +8,9 @@ What the start URL is decides the crawl:
   shortest link distance from the start no matter which fetch finishes first.
 
 At most `max_concurrent` fetches run at once (and MAX_CONCURRENT_PER_HOST to one host, spaced by the host's
-robots.txt Crawl-delay) and results are yielded as they complete. A fetch is only started while
+robots.txt Crawl-delay). Results are yielded in the site's order, not in the order fetches finish: a finished
+fetch waits for those before it, so which spelling of a page (an alias, a redirect, a canonical) is stored, and
+under which URL, is the same on every crawl of an unchanged site. A fetch is only started while
 `pages stored + fetches in flight < max_pages`, so the crawl never downloads pages it would have to throw away.
 Closing or cancelling the iterator cancels the fetches in flight. A crawl that runs longer than
 CRAWL_TIMEOUT_SECONDS stops: fetches in flight are cancelled and every URL not done is reported as skipped.
@@ -149,8 +151,6 @@ class Crawler:
         return start
 
 
-# A finished fetch: the item, the validators sent with it, the outcome, and the stored validators of the URL a
-# redirect led to (looked up in the fetch's task, off the event loop).
 # A finished fetch: the item, its outcome, and the stored validators of the URL its page would be filed under.
 _Done: TypeAlias = tuple["_Item", FetchOutcome, "Validators | None"]
 
@@ -199,7 +199,8 @@ class _CrawlRun:
         self._keys: set[str] = set()  # their `page_key`s: the first spelling of a page found is the one fetched
         self._claimed: set[str] = set()  # `page_key`s of final URLs (and canonicals) that already produced a result
         self._frontier: dict[str, _Item] = {}  # waiting to be fetched, by URL
-        self._pending: dict[str, _Item] = {}  # fetches in flight, by URL
+        self._pending: dict[str, _Item] = {}  # fetches started and not yet handled, by URL
+        self._finished: dict[str, _Done] = {}  # of those, the ones done, waiting for the fetches before them
         # Each fetch's own scope: the deadline cancels them without cancelling the task group, whose scope also
         # holds the consumer's code while this generator is suspended at a yield.
         self._scopes: dict[str, anyio.CancelScope] = {}
@@ -226,18 +227,20 @@ class _CrawlRun:
                     for result in seeded:
                         yield self._counted(result)
                     while True:
-                        if anyio.current_time() >= deadline:
+                        expired = anyio.current_time() >= deadline
+                        if not expired:
+                            self._dispatch(fetches, send)
+                            if not self._pending:
+                                break
+                            for done in await self._next_done(receive, deadline):
+                                self._finished[done[0].url] = done
+                        for item, outcome, stored in self._in_order(all_finished=expired):
+                            for result in self._handle(item, outcome, stored):
+                                yield self._counted(result)
+                        if expired:
                             for result in self._expire():
                                 yield self._counted(result)
                             break
-                        self._dispatch(fetches, send)
-                        if not self._pending:
-                            break
-                        done = await self._next_done(receive, deadline)
-                        for item, outcome, stored in done:
-                            self._pending.pop(item.url, None)
-                            for result in self._handle(item, outcome, stored):
-                                yield self._counted(result)
                 finally:
                     fetches.cancel_scope.cancel()
         except* GeneratorExit:
@@ -254,6 +257,17 @@ class _CrawlRun:
                 done.append(receive.receive_nowait())
             except anyio.WouldBlock:
                 return done
+
+    def _in_order(self, *, all_finished: bool = False) -> Iterator[_Done]:
+        """Take the finished fetches no fetch still in flight comes before (`all_finished`: every one)."""
+        while self._finished:
+            first = min(self._finished.values(), key=lambda done: done[0].key)[0]
+            if not all_finished and any(
+                item.key < first.key for url, item in self._pending.items() if url not in self._finished
+            ):
+                return
+            del self._pending[first.url]
+            yield self._finished.pop(first.url)
 
     def _time_limit_reason(self) -> str:
         return f"crawl time limit reached (CRAWL_TIMEOUT_SECONDS={self._settings.crawl_timeout_seconds:g})"
@@ -331,7 +345,7 @@ class _CrawlRun:
         request = self._request
         while (
             self._frontier
-            and len(self._pending) < request.max_concurrent
+            and len(self._pending) - len(self._finished) < request.max_concurrent
             and self._pages + len(self._pending) < request.max_pages
         ):
             item = min(self._frontier.values(), key=lambda waiting: waiting.key)
