@@ -13,9 +13,10 @@ from pipeline_helpers import ScriptedSite, SlowEmbedder, html, page, serve, text
 from crawlrag.config import Settings
 from crawlrag.context import AppContext
 from crawlrag.crawl import Crawler, CrawlRequest
-from crawlrag.embeddings import Embedder, LocalEmbedder
+from crawlrag.embeddings import Embedder, EmbeddingError, LocalEmbedder
 from crawlrag.models import JobStatus
-from crawlrag.pipeline.indexer import Indexer, IndexReport
+from crawlrag.pipeline.failures import SystemicError
+from crawlrag.pipeline.indexer import PAGE_QUEUE_SIZE, Indexer, IndexReport
 from crawlrag.pipeline.jobs import JobManager
 from crawlrag.pipeline.options import CrawlOptions
 from crawlrag.store import StoreError
@@ -147,6 +148,29 @@ async def test_a_known_broken_embedder_fails_the_job_before_it_fetches(
         )
     assert job.record.status is JobStatus.FAILED and "/x/y" in (job.record.error or "")
     assert site.requests == []
+
+
+class LateFailingEmbedder(SlowEmbedder):
+    """A model that fails to load after `seconds` (a model server that goes away while it starts)."""
+
+    def load(self) -> None:
+        time.sleep(self.seconds)
+        raise EmbeddingError("the model server closed the connection")
+
+
+async def test_a_model_that_fails_while_fetched_pages_wait_ends_the_run_with_its_error(
+    make_settings: SettingsFactory, embedder: LocalEmbedder
+) -> None:
+    # More pages than the queue holds: the crawl is suspended at a yield, with the producer waiting to queue a
+    # page, when the load fails. Leaving the crawl without closing it broke the task groups' cancel scopes.
+    links = [f"/p{i}.html" for i in range(PAGE_QUEUE_SIZE + 16)]
+    routes = {"/": page("Home", *links)} | {link: page(f"Topic {link}", words=f"{link} in words") for link in links}
+    with serve(ScriptedSite(routes)) as site:
+        settings = make_settings(respect_robots_txt=False)
+        request = CrawlRequest(site.url("/"), max_depth=1, max_pages=len(routes))
+        with pytest.raises(SystemicError, match="the model server closed the connection"):
+            await index(settings, LateFailingEmbedder(embedder, seconds=2.0), request)
+        assert len(site.requests) > PAGE_QUEUE_SIZE  # the producer was waiting on the queue
 
 
 class ReadOnlyStore:

@@ -2,8 +2,8 @@
 
 Usage::
 
-    async with Crawler(settings) as crawler:
-        async for result in crawler.crawl(CrawlRequest("https://docs.example.com/")):
+    async with Crawler(settings) as crawler, aclosing(crawler.crawl(CrawlRequest(url))) as results:
+        async for result in results:
             ...  # Page | PageFailure | PageSkipped
 """
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -119,8 +119,12 @@ class Crawler:
         validators: ValidatorLookup | None = None,
         on_progress: Callable[[CrawlProgress], None] | None = None,
         fresh: FreshLookup | None = None,
-    ) -> AsyncIterator[CrawlResult]:
-        """Yield one result per URL tried, as fetches complete.
+    ) -> AsyncGenerator[CrawlResult, None]:
+        """Yield one result per URL tried, in the site's order.
+
+        Iterate it inside `contextlib.aclosing`: the fetches run in a task group entered in the caller's task,
+        so a caller that fails or is cancelled while the crawl waits at a yield has to close it before leaving
+        its own cancel scopes (anyio refuses to exit a scope that is not the innermost).
 
         `validators(url)` returns the stored `Validators` of a page (etag, last_modified and, when known, its
         links: then even a page whose links are needed is asked conditionally), or None; pages that did not

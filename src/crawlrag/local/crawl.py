@@ -14,7 +14,7 @@ advanced one item at a time with `anyio.to_thread.run_sync`.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncGenerator, Generator, Iterator
 from pathlib import PurePosixPath
 from typing import TypeAlias
 
@@ -54,7 +54,7 @@ class LocalCrawl:
         self.root_url: str | None = None
         self._root_rank = len(_ROOT_NAMES) + 1
 
-    async def __aiter__(self) -> AsyncIterator[LocalResult]:
+    async def __aiter__(self) -> AsyncGenerator[LocalResult, None]:
         results = self._results()
         done = object()
         try:

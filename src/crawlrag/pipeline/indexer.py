@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -201,28 +202,29 @@ class Indexer:
                     fresh=self._fresh if self._refresh else None,
                 )
             )
-            async for item in pages:
-                report.timings["crawl"] += time.perf_counter() - waited
-                progress.fetched += 1
-                if isinstance(item, PageFailure):
-                    progress.failed += 1
-                    report.failures.append(item)
-                elif isinstance(item, PageSkipped):
-                    if item.reason == "not modified":
-                        report.reached.add(item.url)
-                        await ready.wait()  # the source's model is checked before the page counts as unchanged
-                        await self._unchanged_by_validators(item.url, report)
+            async with aclosing(aiter(pages)) as results:  # see Crawler.crawl
+                async for item in results:
+                    report.timings["crawl"] += time.perf_counter() - waited
+                    progress.fetched += 1
+                    if isinstance(item, PageFailure):
+                        progress.failed += 1
+                        report.failures.append(item)
+                    elif isinstance(item, PageSkipped):
+                        if item.reason == "not modified":
+                            report.reached.add(item.url)
+                            await ready.wait()  # the source's model is checked before the page counts as unchanged
+                            await self._unchanged_by_validators(item.url, report)
+                        else:
+                            progress.skipped += 1
+                            report.skipped.append(item)
                     else:
-                        progress.skipped += 1
-                        report.skipped.append(item)
-                else:
-                    item = self._versioned(item)
-                    report.reached.add(item.url)
-                    report.source_ids.add(item.source_id)
-                    report.timings["convert"] += item.convert_seconds  # part of "crawl", shown on its own
-                    await send.send(item)
-                notify(progress)
-                waited = time.perf_counter()
+                        item = self._versioned(item)
+                        report.reached.add(item.url)
+                        report.source_ids.add(item.source_id)
+                        report.timings["convert"] += item.convert_seconds  # part of "crawl", shown on its own
+                        await send.send(item)
+                    notify(progress)
+                    waited = time.perf_counter()
 
     def _versioned(self, page: Page) -> Page:
         """The page filed under the crawl's version of its site."""
