@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 import pytest
 from pipeline_helpers import ScriptedSite, SlowEmbedder, html, page, serve, text
+from sitegen import wait_until
 
 from crawlrag.config import Settings
 from crawlrag.context import AppContext
@@ -151,26 +152,35 @@ async def test_a_known_broken_embedder_fails_the_job_before_it_fetches(
 
 
 class LateFailingEmbedder(SlowEmbedder):
-    """A model that fails to load after `seconds` (a model server that goes away while it starts)."""
+    """A model that fails to load once `until()` holds (a model server that goes away while it starts)."""
+
+    def __init__(self, inner: Embedder, until: Callable[[], bool]) -> None:
+        super().__init__(inner, seconds=0.0)
+        self.until = until
 
     def load(self) -> None:
-        time.sleep(self.seconds)
+        wait_until(self.until, timeout=60)
         raise EmbeddingError("the model server closed the connection")
 
 
 async def test_a_model_that_fails_while_fetched_pages_wait_ends_the_run_with_its_error(
     make_settings: SettingsFactory, embedder: LocalEmbedder
 ) -> None:
-    # More pages than the queue holds: the crawl is suspended at a yield, with the producer waiting to queue a
-    # page, when the load fails. Leaving the crawl without closing it broke the task groups' cancel scopes.
+    # More pages than the queue holds: the load fails once the crawl has stalled on the full queue (no request
+    # for half a second), so the crawl is suspended at a yield with the producer waiting to queue a page.
+    # Leaving the crawl without closing it broke the task groups' cancel scopes.
     links = [f"/p{i}.html" for i in range(PAGE_QUEUE_SIZE + 16)]
     routes = {"/": page("Home", *links)} | {link: page(f"Topic {link}", words=f"{link} in words") for link in links}
     with serve(ScriptedSite(routes)) as site:
+
+        def stalled() -> bool:
+            return len(site.requests) > PAGE_QUEUE_SIZE and time.monotonic() - site.requests[-1][0] > 0.5
+
         settings = make_settings(respect_robots_txt=False)
         request = CrawlRequest(site.url("/"), max_depth=1, max_pages=len(routes))
         with pytest.raises(SystemicError, match="the model server closed the connection"):
-            await index(settings, LateFailingEmbedder(embedder, seconds=2.0), request)
-        assert len(site.requests) > PAGE_QUEUE_SIZE  # the producer was waiting on the queue
+            await index(settings, LateFailingEmbedder(embedder, until=stalled), request)
+        assert len(site.requests) < len(routes)  # the crawl was stopped while pages were waiting
 
 
 class ReadOnlyStore:
