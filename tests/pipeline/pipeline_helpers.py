@@ -99,6 +99,16 @@ def serve(site: ScriptedSite) -> Iterator[ScriptedSite]:
         yield site
 
 
+def many_pages_site(count: int, delay: float) -> ScriptedSite:
+    """A home page linking to `count - 1` pages; every page answers after `delay` seconds."""
+    links = [f"/p{i:03d}.html" for i in range(1, count)]
+    routes: dict[str, Route] = {"/": page("Home", *links)}
+    for link in links:
+        words = f"Page {link} explains topic {link[2:5]} of the product, with enough words to be indexed well."
+        routes[link] = page(f"Topic {link[2:5]}", words=words)
+    return ScriptedSite(routes, delay=delay)
+
+
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

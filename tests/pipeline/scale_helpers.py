@@ -15,19 +15,9 @@ import httpx
 import psycopg
 from mcp import Client
 from mcp_types import CallToolResult
-from pipeline_helpers import Route, ScriptedSite, cli_env, crawlrag_command, page
+from pipeline_helpers import cli_env, crawlrag_command
 
 LEASE_SECONDS = 5
-
-
-def many_pages_site(count: int, delay: float) -> ScriptedSite:
-    """A home page linking to `count - 1` pages; every page answers after `delay` seconds."""
-    links = [f"/p{i:03d}.html" for i in range(1, count)]
-    routes: dict[str, Route] = {"/": page("Home", *links)}
-    for link in links:
-        words = f"Page {link} explains topic {link[2:5]} of the product, with enough words to be indexed well."
-        routes[link] = page(f"Topic {link[2:5]}", words=words)
-    return ScriptedSite(routes, delay=delay)
 
 
 def free_port() -> int:

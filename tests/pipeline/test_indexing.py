@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
-from pipeline_helpers import ScriptedSite, SlowEmbedder, html, page, serve, text
+from pipeline_helpers import ScriptedSite, SlowEmbedder, html, many_pages_site, page, serve, text
 from sitegen import wait_until
 
 from crawlrag.config import Settings
@@ -169,18 +169,17 @@ async def test_a_model_that_fails_while_fetched_pages_wait_ends_the_run_with_its
     # More pages than the queue holds: the load fails once the crawl has stalled on the full queue (no request
     # for half a second), so the crawl is suspended at a yield with the producer waiting to queue a page.
     # Leaving the crawl without closing it broke the task groups' cancel scopes.
-    links = [f"/p{i}.html" for i in range(PAGE_QUEUE_SIZE + 16)]
-    routes = {"/": page("Home", *links)} | {link: page(f"Topic {link}", words=f"{link} in words") for link in links}
-    with serve(ScriptedSite(routes)) as site:
+    pages = PAGE_QUEUE_SIZE + 16
+    with serve(many_pages_site(pages, delay=0.0)) as site:
 
         def stalled() -> bool:
             return len(site.requests) > PAGE_QUEUE_SIZE and time.monotonic() - site.requests[-1][0] > 0.5
 
         settings = make_settings(respect_robots_txt=False)
-        request = CrawlRequest(site.url("/"), max_depth=1, max_pages=len(routes))
+        request = CrawlRequest(site.url("/"), max_depth=1, max_pages=pages)
         with pytest.raises(SystemicError, match="the model server closed the connection"):
             await index(settings, LateFailingEmbedder(embedder, until=stalled), request)
-        assert len(site.requests) < len(routes)  # the crawl was stopped while pages were waiting
+        assert len(site.requests) < pages  # the crawl was stopped while pages were waiting
 
 
 class ReadOnlyStore:

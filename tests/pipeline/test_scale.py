@@ -23,14 +23,13 @@ import pytest
 from backends import with_database
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
-from pipeline_helpers import serve
+from pipeline_helpers import many_pages_site, serve
 from providers.provider_peers import Peer, serve_peer
 from psycopg import sql as pgsql
 from scale_helpers import (
     LEASE_SECONDS,
     call,
     free_port,
-    many_pages_site,
     processes,
     sql,
     stored_chunks,
