@@ -42,7 +42,5 @@ class AppContext:
     def close(self) -> None:
         if self.reranker is not None:
             self.reranker.close()
-        close_embedder = getattr(self.embedder, "close", None)  # worker processes; stand-ins hold nothing
-        if close_embedder is not None:
-            close_embedder()
+        self.embedder.close()
         self.store.close()

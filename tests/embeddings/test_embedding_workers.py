@@ -63,6 +63,14 @@ def test_workers_give_the_in_process_vectors() -> None:
     assert np.allclose(embedder.embed_documents(TEXTS), expected, atol=1e-5)
 
 
+def test_closed_before_loading_it_starts_no_workers() -> None:
+    # What the embedder autotune does with the candidates it measures: their speed is one process's.
+    embedder = LocalEmbedder(MODEL, precision="float32", workers=2)
+    embedder.close()
+    assert embedder.embed_documents(TEXTS).shape == (len(TEXTS), 384)
+    assert embedder._pool is None and embedder.status()["workers"] == 0
+
+
 def test_a_dead_worker_falls_back_to_in_process() -> None:
     embedder = LocalEmbedder(MODEL, precision="float32", workers=2)
     try:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
 
 from crawlrag.config import Settings
 from crawlrag.embeddings import EmbeddingError, LocalEmbedder
@@ -152,7 +153,7 @@ class Fixed:
     """An embedder returning given vectors, for the choice logic."""
 
     def __init__(self, vectors: np.ndarray, label: str) -> None:
-        self.vectors, self.label, self.loaded = vectors, label, 0
+        self.vectors, self.label, self.loaded, self.closed = vectors, label, 0, False
         self.model_name, self.dimension, self.max_input_tokens = "m", vectors.shape[1], 16
 
     def token_counter(self) -> object:
@@ -169,6 +170,9 @@ class Fixed:
 
     def status(self) -> dict[str, object]:
         return {"backend": self.label}
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def test_choose_embedder_by_speed_and_agreement() -> None:
@@ -189,11 +193,13 @@ def test_auto_embedder_measures_once_and_delegates(tmp_path: Path, tiny_st_dir: 
     noisy = reference + rng.normal(scale=0.5, size=reference.shape).astype(np.float32)
     noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
     built: list[str] = []
+    instances: list[Fixed] = []
 
     def make(vectors: np.ndarray, label: str) -> object:
         def build() -> Fixed:
             built.append(label)
-            return Fixed(vectors, label)
+            instances.append(Fixed(vectors, label))
+            return instances[-1]
 
         return build
 
@@ -214,10 +220,19 @@ def test_auto_embedder_measures_once_and_delegates(tmp_path: Path, tiny_st_dir: 
     assert {t.label for t in first.trials} == {"torch", "onnx int8"}
     assert first.dimension == 8 and first.max_input_tokens == 16
     assert first.embed_query("x").shape == (8,)
+    measured = [e for e in instances if e.label != "reference"][:2]
+    assert [e.closed for e in measured] == [True, True]  # measured in-process, then dropped
     built.clear()
+    instances.clear()
     second = auto()
-    second.load()
+    second.close()
+    assert built == []  # closing an embedder that never chose does not make it choose
+    wrapped = InstrumentedEmbedder(second, CollectorRegistry())
+    wrapped.load()
     assert built == ["torch"]  # the stored decision: nothing measured again
+    assert not instances[0].closed
+    wrapped.close()  # as AppContext.close does: through the metrics wrapper to the chosen backend
+    assert instances[0].closed
 
 
 def test_factory_choices(make_settings: object, tiny_st_dir: Path, onnx_cache: Path) -> None:

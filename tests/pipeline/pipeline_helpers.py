@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 from loopback import serve_handler
 
-from crawlrag.embeddings import Embedder
-from crawlrag.tokens import TokenCounter
+from crawlrag.embeddings import Embedder, EmbedderWrapper
 
 Response = tuple[int, dict[str, str], bytes]
 Route = Callable[[int], Response]  # the route is called with how many times its path was requested before
@@ -115,42 +114,22 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class SlowEmbedder:
+class SlowEmbedder(EmbedderWrapper):
     """Wraps an embedder; every embed_documents call takes at least `seconds` (a slow model or server)."""
 
     def __init__(self, inner: Embedder, seconds: float) -> None:
-        self.inner = inner
+        self._inner = inner
         self.seconds = seconds
         self.calls = 0
 
     @property
-    def model_name(self) -> str:
-        return self.inner.model_name
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
-
-    @property
-    def max_input_tokens(self) -> int | None:
-        return self.inner.max_input_tokens
-
-    def token_counter(self) -> TokenCounter:
-        return self.inner.token_counter()
-
-    def load(self) -> None:
-        self.inner.load()
+    def inner(self) -> Embedder:
+        return self._inner
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         self.calls += 1
         time.sleep(self.seconds)
         return self.inner.embed_documents(texts)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.inner.embed_query(text)
-
-    def status(self) -> dict[str, Any]:
-        return self.inner.status()
 
 
 class SlowStore:

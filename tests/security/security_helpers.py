@@ -122,6 +122,9 @@ class HashEmbedder:
     def status(self) -> dict[str, Any]:
         return {"model": self.model_name, "loaded": True, "load_count": self.load_count}
 
+    def close(self) -> None:
+        pass
+
 
 def make_context(settings: Settings, embedder: HashEmbedder | None = None) -> AppContext:
     """An AppContext like `AppContext.create`, with the hash embedder and no reranker."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -44,3 +45,45 @@ class Embedder(Protocol):
 
     def status(self) -> dict[str, Any]:
         """What /health reports about this embedder."""
+
+    def close(self) -> None:
+        """Release worker processes and connections (idempotent); embedding in-process still works after it."""
+
+
+class EmbedderWrapper(ABC):
+    """An embedder that hands every call to `inner`: a wrapper overrides only what it adds (metrics, a choice)."""
+
+    @property
+    @abstractmethod
+    def inner(self) -> Embedder:
+        """The embedder the calls go to."""
+
+    @property
+    def model_name(self) -> str:
+        return self.inner.model_name
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    @property
+    def max_input_tokens(self) -> int | None:
+        return self.inner.max_input_tokens
+
+    def token_counter(self) -> TokenCounter:
+        return self.inner.token_counter()
+
+    def load(self) -> None:
+        self.inner.load()
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.inner.embed_query(text)
+
+    def status(self) -> dict[str, Any]:
+        return self.inner.status()
+
+    def close(self) -> None:
+        self.inner.close()

@@ -24,10 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from crawlrag.embeddings.base import Embedder, EmbeddingError
+from crawlrag.embeddings.base import Embedder, EmbedderWrapper, EmbeddingError
 from crawlrag.embeddings.precision import CALIBRATION_TEXTS
 from crawlrag.rerank.calibration import PASSAGES
-from crawlrag.tokens import TokenCounter
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +60,9 @@ def measure(
     for label, build in candidates:
         try:
             embedder = build()
+            # Measured in this process: worker processes starting mid-measurement would take its CPU (and,
+            # dropped with the candidate, idle on with a model loaded); the winner is built anew with its own.
+            embedder.close()
             vectors = embedder.embed_documents(texts)  # also the warm-up
             best = float("inf")
             for _ in range(rounds):  # the best round: outside load only ever slows a round down
@@ -76,7 +78,7 @@ def measure(
     return trials
 
 
-class AutoEmbedder:
+class AutoEmbedder(EmbedderWrapper):
     """Picks among `candidates` on first load (or reuses the stored decision), then delegates to the winner."""
 
     def __init__(
@@ -115,7 +117,11 @@ class AutoEmbedder:
         trials = _read(cache)
         if trials is None:
             try:
-                trials = measure(list(self._candidates.items()), self._reference(), self._texts)
+                reference = self._reference()
+                try:
+                    trials = measure(list(self._candidates.items()), reference, self._texts)
+                finally:
+                    reference.close()
             except Exception as exc:  # the reference itself failed: the static choice, which reports its own error
                 log.warning("embedder autotune failed, using %s: %s", self._fallback, exc)
                 self.reason = f"autotune failed ({exc}); {self._fallback}"
@@ -152,30 +158,14 @@ class AutoEmbedder:
     def model_name(self) -> str:
         return self._model_name
 
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
-
-    @property
-    def max_input_tokens(self) -> int | None:
-        return self.inner.max_input_tokens
-
-    def token_counter(self) -> TokenCounter:
-        return self.inner.token_counter()
-
-    def load(self) -> None:
-        self.inner.load()
-
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return self.inner.embed_documents(texts)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.inner.embed_query(text)
-
     def status(self) -> dict[str, Any]:
         if self._inner is None:
             return {"provider": "local", "model": self._model_name, "loaded": False, "backend": "auto"}
         return self._inner.status() | {"backend_reason": self.reason}
+
+    def close(self) -> None:
+        if self._inner is not None:  # closing must not run the autotune that choosing a backend would
+            self._inner.close()
 
 
 def _describe(trial: EmbedTrial) -> str:

@@ -78,6 +78,7 @@ class LocalEmbedder:
         self._model_name = model_name
         self._workers_wanted = worker_count(workers, device)
         self._pool: EmbeddingWorkers | None = None
+        self._closed = False  # closed before loading: the model, once loaded, starts no worker processes
         self._device = device
         self._batch_size = batch_size
         self._requested_precision = precision
@@ -166,7 +167,7 @@ class LocalEmbedder:
         import torch
 
         model.to(getattr(torch, self._precision.precision))
-        if self._workers_wanted > 1:
+        if self._workers_wanted > 1 and not self._closed:
             threads = max(1, (os.cpu_count() or 1) // self._workers_wanted)
             spec = WorkerSpec(source, self._precision.precision, self._batch_size, threads)
             self._pool = EmbeddingWorkers(spec, self._workers_wanted)
@@ -210,9 +211,12 @@ class LocalEmbedder:
         return self._encode(model, texts)
 
     def close(self) -> None:
-        """Stop the worker processes (the in-process model stays usable)."""
-        if self._pool is not None:
-            self._pool.close()
+        """Stop the worker processes, or keep them from starting (the in-process model stays usable)."""
+        with self._lock:
+            self._closed = True
+            pool = self._pool
+        if pool is not None:
+            pool.close()
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]

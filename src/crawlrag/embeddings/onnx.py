@@ -174,6 +174,9 @@ class OnnxEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]
 
+    def close(self) -> None:
+        """Nothing to release: the session runs in this process and holds no connection."""
+
     def status(self) -> dict[str, Any]:
         return {
             "provider": "local",
