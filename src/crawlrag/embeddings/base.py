@@ -47,7 +47,10 @@ class Embedder(Protocol):
         """What /health reports about this embedder."""
 
     def close(self) -> None:
-        """Release worker processes and connections (idempotent); embedding in-process still works after it."""
+        """Release worker processes and connections (idempotent).
+
+        A local model still embeds after it, in this process; a remote embedder's connection is gone.
+        """
 
 
 class EmbedderWrapper(ABC):
