@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx
@@ -20,7 +19,7 @@ from pipeline_helpers import ScriptedSite, SlowStore, cli_env, crawlrag_command,
 
 from crawlrag.config import Settings
 from crawlrag.context import AppContext
-from crawlrag.embeddings import LocalEmbedder
+from crawlrag.embeddings import EmbedderWrapper, LocalEmbedder
 from crawlrag.embeddings.instrumented import InstrumentedEmbedder
 from crawlrag.models import CrawlJob, JobStatus, utcnow
 from crawlrag.search import SearchService
@@ -32,7 +31,7 @@ from crawlrag.store import open_store
 SettingsFactory = Callable[..., Settings]
 
 
-class GatedEmbedder(LocalEmbedder):
+class GatedEmbedder(EmbedderWrapper):
     """The real model, whose load() waits until the test opens the gate (a model still loading)."""
 
     def __init__(self, inner: LocalEmbedder) -> None:
@@ -40,24 +39,11 @@ class GatedEmbedder(LocalEmbedder):
         self._inner = inner
 
     @property
-    def model_name(self) -> str:
-        return self._inner.model_name
-
-    @property
-    def dimension(self) -> int:
-        return self._inner.dimension
+    def inner(self) -> LocalEmbedder:
+        return self._inner
 
     def load(self) -> None:
         self.gate.wait(60)
-
-    def embed_documents(self, texts: Any) -> Any:
-        return self._inner.embed_documents(texts)
-
-    def embed_query(self, text: str) -> Any:
-        return self._inner.embed_query(text)
-
-    def status(self) -> dict[str, Any]:
-        return self._inner.status()
 
     def close(self) -> None:
         """The session's shared model is not this server's to close."""
